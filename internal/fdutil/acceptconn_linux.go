@@ -1,0 +1,8 @@
+package fdutil
+
+import "golang.org/x/sys/unix"
+
+func acceptConn(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	return err == nil && v != 0
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package fdutil
+
+func inspect(fd int) (SocketInfo, error) { return SocketInfo{}, ErrNotSupported }

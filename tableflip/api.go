@@ -1,0 +1,141 @@
+package tableflip
+
+import (
+	"context"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Fds is the part of an Upgrader that transports use: claiming the files a
+// parent passed, passing files on to the next generation, and taking part in
+// upgrades. *Upgrader and tablefliptest.Upgrader implement it.
+type Fds interface {
+	// Inherit claims the file the parent passed under transport and key and
+	// returns a duplicate of it that the caller owns, with the metadata the
+	// parent attached. The upgrader keeps its own copy and passes it on to
+	// the next generation under the same name. It returns an error wrapping
+	// ErrNotInherited when there is no such file.
+	Inherit(transport, key string) (f *os.File, meta []byte, err error)
+	// Pass hands c's file descriptor to every later generation under
+	// transport and key. The upgrader keeps a duplicate; the caller keeps c.
+	Pass(transport, key string, c syscall.Conn, meta []byte) error
+	// Forget stops passing the file under transport and key and closes the
+	// upgrader's copy. It is a no-op for an unknown name.
+	Forget(transport, key string)
+	// AddHooks registers hooks that take part in upgrades and in the final
+	// stop. The returned function removes them.
+	AddHooks(h Hooks) (remove func())
+	// Generation is 1 for a process started without a parent, and one more
+	// than its parent's for a child.
+	Generation() int
+	// Logger is the upgrader's logger (a no-op logger by default).
+	Logger() *zap.Logger
+}
+
+// Interface is the whole method set of an Upgrader, for code that wants to
+// swap in tablefliptest.Upgrader in tests or on Windows.
+type Interface interface {
+	Fds
+	Ready() error
+	Upgrade(ctx context.Context) (pid int, err error)
+	Exit() <-chan struct{}
+	Stop()
+	WaitForParent(ctx context.Context) error
+	HasParent() bool
+	Fail(reason error)
+	LoadState() io.Reader
+	State() State
+}
+
+// Hooks let a transport (or systemd integration, or an application) take
+// part in an upgrade. Every field is optional. Hooks run on the goroutine
+// that drives the upgrade; they must not call back into the Upgrader's
+// lifecycle methods.
+type Hooks struct {
+	// Ready runs when this generation becomes ready (after the child's
+	// answer has been sent to its parent, if any).
+	Ready func()
+	// Prepare runs in the old generation when an upgrade starts, before
+	// the child process is started. It may add files and metadata for the
+	// child to h. An error aborts the upgrade.
+	Prepare func(ctx context.Context, h *Handoff) error
+	// Done runs when an upgrade has ended: err is nil and pid is the new
+	// generation's when it became ready.
+	Done func(pid int, err error)
+	// FinalStop runs when Stop is called on a generation that has no
+	// successor: the service is stopping for good.
+	FinalStop func()
+}
+
+// Handoff is one upgrade in progress, as seen by Hooks.Prepare.
+type Handoff struct {
+	generation int
+	extra      []*entry
+	meta       map[string][]byte
+	cleanup    []func()
+}
+
+// Generation is the generation number the child will have.
+func (h *Handoff) Generation() int { return h.generation }
+
+// AddFile passes c's file descriptor to the child in this upgrade only
+// (a companion file such as one end of a forwarding socketpair). The handoff
+// keeps a duplicate that it closes when the upgrade has ended.
+func (h *Handoff) AddFile(transport, key string, c syscall.Conn, meta []byte) error {
+	f, err := dupConn(c, transport+":"+key)
+	if err != nil {
+		return err
+	}
+	h.extra = append(h.extra, &entry{transport: transport, key: key, file: f, meta: meta})
+	return nil
+}
+
+// SetMeta replaces, for this upgrade only, the metadata sent with the file
+// passed under transport and key (for example fresh session-ticket keys).
+func (h *Handoff) SetMeta(transport, key string, meta []byte) {
+	if h.meta == nil {
+		h.meta = make(map[string][]byte)
+	}
+	h.meta[entryName(transport, key)] = meta
+}
+
+// NextVersion is the command that starts the next generation.
+type NextVersion struct {
+	// Path of the executable.
+	Path string
+	// Args including argv[0].
+	Args []string
+	// Env in os.Environ form. The handoff variable is added by the
+	// upgrader.
+	Env []string
+	// Dir is the working directory; empty means the current one.
+	Dir string
+}
+
+// Options configure an Upgrader. The zero value is usable.
+type Options struct {
+	// UpgradeTimeout bounds an upgrade from starting the child until it
+	// is ready. Zero means one minute.
+	UpgradeTimeout time.Duration
+	// KillGrace is how long a child that must be stopped gets between
+	// SIGTERM and SIGKILL. Zero means five seconds.
+	KillGrace time.Duration
+	// PIDFile, if set, is written atomically with this process's pid when
+	// it becomes ready, and removed on the final stop.
+	PIDFile string
+	// Logger receives one structured line per lifecycle event. Nil means
+	// no logging.
+	Logger *zap.Logger
+	// SaveState, if set, is called in the old generation at upgrade time
+	// and writes the application's state to w. The bytes are streamed to
+	// the new generation, which reads them from LoadState before Ready.
+	SaveState func(ctx context.Context, w io.Writer) error
+	// Next, if set, may change the command that starts the next
+	// generation. It gets the default (the current executable path
+	// resolved anew, the same args, the current environment).
+	Next func(ctx context.Context, def NextVersion) (NextVersion, error)
+}

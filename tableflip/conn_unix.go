@@ -1,0 +1,211 @@
+//go:build unix
+
+package tableflip
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// handoffConn is one end of the private socketpair between a parent and its
+// child. Files travel as SCM_RIGHTS attached to the first byte of the files
+// frame that describes them; the reader queues every file it receives in
+// order, and a files frame takes as many from the queue as it declares.
+type handoffConn struct {
+	c  *net.UnixConn
+	br *bufio.Reader
+	fr *fdReader
+
+	wmu  sync.Mutex
+	wbuf []byte
+}
+
+func newHandoffConn(c *net.UnixConn) *handoffConn {
+	fr := &fdReader{c: c, oob: make([]byte, unix.CmsgSpace(4*253))}
+	return &handoffConn{c: c, fr: fr, br: bufio.NewReaderSize(fr, 64<<10)}
+}
+
+// readFrame reads the next frame and the files attached to it.
+func (h *handoffConn) readFrame() (frame, []*os.File, error) {
+	f, err := readFrame(h.br)
+	if err != nil {
+		if h.fr.err != nil {
+			err = h.fr.err
+		}
+		return f, nil, err
+	}
+	if f.nfds == 0 {
+		return f, nil, nil
+	}
+	if len(h.fr.fds) < f.nfds {
+		return f, nil, protoErr("files frame declares %d files, %d arrived", f.nfds, len(h.fr.fds))
+	}
+	files := make([]*os.File, f.nfds)
+	for i, fd := range h.fr.fds[:f.nfds] {
+		files[i] = os.NewFile(uintptr(fd), "inherited")
+	}
+	h.fr.fds = h.fr.fds[f.nfds:]
+	return f, files, nil
+}
+
+// writeFrame sends one frame with fds attached.
+func (h *handoffConn) writeFrame(typ byte, payload []byte, fds []int) error {
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	h.wbuf = appendFrame(h.wbuf[:0], typ, len(fds), payload)
+	b := h.wbuf
+	if len(fds) > 0 {
+		n, _, err := h.c.WriteMsgUnix(b, unix.UnixRights(fds...), nil)
+		if err != nil {
+			return fmt.Errorf("tableflip: send %d files: %w", len(fds), err)
+		}
+		b = b[n:]
+	}
+	if len(b) > 0 {
+		if _, err := h.c.Write(b); err != nil {
+			return fmt.Errorf("tableflip: send frame %q: %w", typ, err)
+		}
+	}
+	return nil
+}
+
+func (h *handoffConn) writeEnd(total int) error {
+	return h.writeFrame(frameEnd, binary.BigEndian.AppendUint32(nil, uint32(total)), nil)
+}
+
+// Close closes the socket and any received file nobody took.
+func (h *handoffConn) Close() error {
+	for _, fd := range h.fr.fds {
+		unix.Close(fd)
+	}
+	h.fr.fds = nil
+	return h.c.Close()
+}
+
+type fdReader struct {
+	c   *net.UnixConn
+	oob []byte
+	fds []int
+	err error
+}
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	n, oobn, flags, _, err := r.c.ReadMsgUnix(p, r.oob)
+	if oobn > 0 {
+		if perr := r.parse(r.oob[:oobn]); perr != nil {
+			r.err = perr
+			return 0, perr
+		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		// The kernel dropped files it could not install: most often
+		// EMFILE in this process.
+		r.err = protoErr("files lost in transit (control message truncated; is the open file limit too low?)")
+		return 0, r.err
+	}
+	if err != nil {
+		return n, err
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (r *fdReader) parse(oob []byte) error {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return protoErr("control message: %v", err)
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd) // already set on Linux via MSG_CMSG_CLOEXEC
+		}
+		r.fds = append(r.fds, fds...)
+	}
+	return nil
+}
+
+// socketpair returns the parent's end as a connection and the child's end
+// as a file to place in the child's fd table.
+func socketpair() (*handoffConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tableflip: socketpair: %w", err)
+	}
+	unix.CloseOnExec(fds[0])
+	unix.CloseOnExec(fds[1])
+	pf := os.NewFile(uintptr(fds[0]), "handoff-parent")
+	cf := os.NewFile(uintptr(fds[1]), "handoff-child")
+	c, err := net.FileConn(pf)
+	pf.Close()
+	if err != nil {
+		cf.Close()
+		return nil, nil, fmt.Errorf("tableflip: handoff socket: %w", err)
+	}
+	return newHandoffConn(c.(*net.UnixConn)), cf, nil
+}
+
+// dupConn duplicates c's descriptor, close-on-exec, into a file the caller
+// owns. The duplicate is made inside RawConn.Control so the original's
+// non-blocking mode and poller registration are left alone.
+func dupConn(c syscall.Conn, name string) (*os.File, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("tableflip: %s: %w", name, err)
+	}
+	var dup int
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, fmt.Errorf("tableflip: %s: %w", name, err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("tableflip: dup %s: %w", name, derr)
+	}
+	return os.NewFile(uintptr(dup), name), nil
+}
+
+// openHandoff checks that fd is the handoff socket our parent made, takes
+// it out of the reach of processes we spawn, and wraps it.
+func openHandoff(fd int) (*handoffConn, error) {
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a socket: %w", handoffEnv, fd, fd, err)
+	}
+	if typ != unix.SOCK_STREAM {
+		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a stream socket", handoffEnv, fd, fd)
+	}
+	if err := checkPeerIsParent(fd); err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "handoff")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("tableflip: handoff fd %d: %w", fd, err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a unix socket", handoffEnv, fd, fd)
+	}
+	return newHandoffConn(uc), nil
+}

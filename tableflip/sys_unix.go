@@ -1,0 +1,5 @@
+//go:build unix
+
+package tableflip
+
+const supported = true

@@ -1,0 +1,124 @@
+package tableflip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// A Transport knows one kind of inheritable file descriptor: how to create
+// it, how to turn an inherited file back into a typed object, and what
+// metadata that needs. Transport packages register themselves with Register
+// (usually in init) so that programs configured by files or flags can open
+// "tcp://:8080" or "unix:///run/app.sock" by name.
+//
+// Open returns the typed object: a net.Listener, net.PacketConn, net.Conn,
+// *os.File or a richer type of the transport's own. It claims the inherited
+// file under the address's key if the parent passed one, and otherwise
+// creates the object and passes its file on with fds.Pass.
+type Transport interface {
+	// Name is the scheme the transport registers under ("tcp").
+	Name() string
+	// Open opens address (the part after "scheme://").
+	Open(ctx context.Context, fds Fds, address string) (io.Closer, error)
+}
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Transport
+}{m: make(map[string]Transport)}
+
+// Register makes t available under t.Name(). Registering a second transport
+// under a taken name is an error wrapping ErrDuplicate.
+func Register(t Transport) error {
+	name := t.Name()
+	if name == "" || strings.ContainsAny(name, ":/") {
+		return fmt.Errorf("tableflip: invalid transport name %q", name)
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if _, ok := registry.m[name]; ok {
+		return fmt.Errorf("%w: transport %q already registered", ErrDuplicate, name)
+	}
+	registry.m[name] = t
+	return nil
+}
+
+// MustRegister is Register that panics on error, for init functions.
+func MustRegister(t Transport) {
+	if err := Register(t); err != nil {
+		panic(err)
+	}
+}
+
+// Lookup returns the transport registered under name.
+func Lookup(name string) (Transport, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	t, ok := registry.m[name]
+	return t, ok
+}
+
+// Transports lists the registered transport names, sorted.
+func Transports() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	names := make([]string, 0, len(registry.m))
+	for n := range registry.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SplitAddress splits "scheme://address" into its parts.
+func SplitAddress(uri string) (scheme, address string, err error) {
+	scheme, address, ok := strings.Cut(uri, "://")
+	if !ok || scheme == "" {
+		return "", "", fmt.Errorf("tableflip: address %q: want scheme://address", uri)
+	}
+	return scheme, address, nil
+}
+
+// Open opens uri ("scheme://address") with the transport registered for
+// its scheme. The transport package must have been imported.
+func Open(ctx context.Context, fds Fds, uri string) (io.Closer, error) {
+	scheme, address, err := SplitAddress(uri)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := Lookup(scheme)
+	if !ok {
+		return nil, fmt.Errorf("%w %q in %q (registered: %s; is its package imported?)",
+			ErrUnknownTransport, scheme, uri, strings.Join(Transports(), ", "))
+	}
+	return t.Open(ctx, fds, address)
+}
+
+// Listen opens uri and returns it as a net.Listener.
+func Listen(ctx context.Context, fds Fds, uri string) (net.Listener, error) {
+	return openAs[net.Listener](ctx, fds, uri, "net.Listener")
+}
+
+// ListenPacket opens uri and returns it as a net.PacketConn.
+func ListenPacket(ctx context.Context, fds Fds, uri string) (net.PacketConn, error) {
+	return openAs[net.PacketConn](ctx, fds, uri, "net.PacketConn")
+}
+
+func openAs[T any](ctx context.Context, fds Fds, uri, what string) (T, error) {
+	var zero T
+	c, err := Open(ctx, fds, uri)
+	if err != nil {
+		return zero, err
+	}
+	v, ok := c.(T)
+	if !ok {
+		c.Close()
+		return zero, fmt.Errorf("tableflip: %q opens a %T, not a %s", uri, c, what)
+	}
+	return v, nil
+}

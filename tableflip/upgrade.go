@@ -1,0 +1,309 @@
+package tableflip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var errUpgradeTimeout = errors.New("tableflip: upgrade timed out")
+
+// childProc is a started next generation.
+type childProc struct {
+	cmd    *exec.Cmd
+	conn   *handoffConn
+	exited chan struct{}
+	state  *os.ProcessState
+}
+
+func (c *childProc) wait() {
+	c.cmd.Wait()
+	c.state = c.cmd.ProcessState
+	close(c.exited)
+}
+
+// kill stops the child, SIGTERM first and SIGKILL after grace, and returns
+// once it has been reaped.
+func (c *childProc) kill(grace time.Duration) {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+		return
+	case <-t.C:
+	}
+	c.cmd.Process.Kill()
+	<-c.exited
+}
+
+// upgrade runs on its own goroutine; the run loop waits for its result.
+func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
+	ctx, cancel := context.WithTimeoutCause(ctx, u.opts.UpgradeTimeout, errUpgradeTimeout)
+	defer cancel()
+
+	next, err := u.nextVersion(ctx)
+	if err != nil {
+		return upgradeResult{err: err}
+	}
+	h := &Handoff{generation: u.generation + 1}
+	defer func() {
+		for _, e := range h.extra {
+			e.file.Close()
+		}
+	}()
+	for _, hk := range u.hookList() {
+		if hk.Prepare != nil {
+			if err := hk.Prepare(ctx, h); err != nil {
+				return upgradeResult{err: fmt.Errorf("tableflip: prepare handoff: %w", err)}
+			}
+		}
+	}
+
+	conn, childEnd, err := socketpair()
+	if err != nil {
+		return upgradeResult{err: err}
+	}
+	cmd := &exec.Cmd{
+		Path:       next.Path,
+		Args:       next.Args,
+		Env:        append(next.Env, handoffEnv+"=3"),
+		Dir:        next.Dir,
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: []*os.File{childEnd}, // fd 3 in the child
+	}
+	err = cmd.Start()
+	childEnd.Close()
+	if err != nil {
+		conn.Close()
+		return upgradeResult{err: fmt.Errorf("tableflip: start next generation %s: %w", next.Path, err)}
+	}
+	c := &childProc{cmd: cmd, conn: conn, exited: make(chan struct{})}
+	go c.wait()
+
+	// A done context interrupts whatever read or write is blocked.
+	stop := context.AfterFunc(ctx, func() { conn.c.SetDeadline(time.Unix(1, 0)) })
+	reason, err := u.handoff(ctx, c, h)
+	interrupted := !stop()
+	if err == nil && !interrupted {
+		return upgradeResult{pid: cmd.Process.Pid, child: c}
+	}
+	if err == nil {
+		err = context.Cause(ctx)
+	}
+	c.kill(u.opts.KillGrace)
+	conn.Close()
+	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: -1, Err: err}
+	if ws, ok := c.state.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+		ce.ExitStatus = ws.ExitStatus()
+	}
+	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
+		ce.TimedOut = true
+		ce.Err = nil
+	} else if ctx.Err() != nil {
+		ce.Err = context.Cause(ctx)
+	} else if reason != "" || (errors.Is(err, io.EOF)) {
+		ce.Err = nil
+	}
+	return upgradeResult{err: ce}
+}
+
+// handoff speaks the parent's side of the protocol. It returns the child's
+// own reason when the child reported a failure.
+func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (string, error) {
+	hc := c.conn
+	f, _, err := hc.readFrame()
+	if err != nil {
+		return "", fmt.Errorf("read child hello: %w", err)
+	}
+	if f.typ == frameFail {
+		return string(f.payload), nil
+	}
+	if _, err := decodeHello(f); err != nil {
+		hc.writeFrame(frameFail, []byte(err.Error()), nil)
+		return "", err
+	}
+	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: u.generation}), nil); err != nil {
+		return "", err
+	}
+	total, err := u.sendFiles(hc, h)
+	if err != nil {
+		return "", err
+	}
+	if u.opts.SaveState != nil {
+		w := &stateWriter{hc: hc}
+		err := u.opts.SaveState(ctx, w)
+		if err == nil {
+			err = w.flush()
+		}
+		if err != nil {
+			err = fmt.Errorf("tableflip: save state: %w", err)
+			hc.writeFrame(frameFail, []byte(err.Error()), nil)
+			return "", err
+		}
+	}
+	if err := hc.writeEnd(total); err != nil {
+		return "", err
+	}
+	f, _, err = hc.readFrame()
+	switch {
+	case err == io.EOF:
+		return "", fmt.Errorf("child closed the handoff before it was ready: %w", err)
+	case err != nil:
+		return "", err
+	case f.typ == frameReady:
+		return "", nil
+	case f.typ == frameFail:
+		return string(f.payload), nil
+	}
+	return "", protoErr("child sent frame %q, want ready or fail", f.typ)
+}
+
+// sendFiles sends every passed file, and this upgrade's extra files, in
+// batches the kernel accepts in one message.
+func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
+	u.mu.Lock()
+	all := make([]*entry, 0, len(u.passing)+len(h.extra))
+	for name, e := range u.passing {
+		if m, ok := h.meta[name]; ok {
+			e2 := *e
+			e2.meta = m
+			e = &e2
+		}
+		all = append(all, e)
+	}
+	u.mu.Unlock()
+	all = append(all, h.extra...)
+
+	var (
+		payload []byte
+		fds     []int
+	)
+	flush := func() error {
+		if len(fds) == 0 {
+			return nil
+		}
+		err := hc.writeFrame(frameFiles, payload, fds)
+		payload, fds = payload[:0], fds[:0]
+		return err
+	}
+	for _, e := range all {
+		r := record{transport: e.transport, key: e.key, meta: e.meta}
+		if err := checkRecord(r); err != nil {
+			return 0, err
+		}
+		if len(fds) == maxFdsPerFrame || len(payload)+recordLen(r) > maxFilesPayload {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+		}
+		payload = appendRecord(payload, r)
+		fds = append(fds, int(e.file.Fd()))
+	}
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	return len(all), nil
+}
+
+// stateWriter cuts the application's state into state frames.
+type stateWriter struct {
+	hc  *handoffConn
+	buf []byte
+}
+
+func (w *stateWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := min(maxStateChunk-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		if len(w.buf) == maxStateChunk {
+			if err := w.flush(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *stateWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.hc.writeFrame(frameState, w.buf, nil)
+	w.buf = w.buf[:0]
+	return err
+}
+
+// nextVersion resolves the command of the next generation: by default the
+// current executable, looked up again now so that a binary replaced on disk
+// is the one that starts.
+func (u *Upgrader) nextVersion(ctx context.Context) (NextVersion, error) {
+	def := NextVersion{Path: executablePath(), Args: os.Args, Env: childEnv(os.Environ())}
+	if u.opts.Next == nil {
+		return def, nil
+	}
+	next, err := u.opts.Next(ctx, def)
+	if err != nil {
+		return NextVersion{}, fmt.Errorf("tableflip: next version: %w", err)
+	}
+	if next.Path == "" {
+		return NextVersion{}, errors.New("tableflip: next version: empty path")
+	}
+	if len(next.Args) == 0 {
+		next.Args = []string{next.Path}
+	}
+	next.Env = childEnv(next.Env)
+	return next, nil
+}
+
+// executablePath is the path of the running binary. When it no longer
+// exists (`go run` removes its build directory once the first generation
+// exits), Linux can still exec the running image through /proc/self/exe.
+func executablePath() string {
+	p, err := os.Executable()
+	if err == nil {
+		if _, serr := os.Stat(p); serr == nil {
+			return p
+		}
+	}
+	if runtime.GOOS == "linux" {
+		return "/proc/self/exe"
+	}
+	if err != nil {
+		return os.Args[0]
+	}
+	return p
+}
+
+// childEnv drops the variables that describe this process's own start: the
+// handoff socket and systemd's socket activation (whose files travel in the
+// handoff instead).
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case handoffEnv, "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+

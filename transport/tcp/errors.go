@@ -1,0 +1,9 @@
+package tcp
+
+import (
+	"errors"
+
+	"github.com/tableflip-go/tableflip/tableflip"
+)
+
+func isNotInherited(err error) bool { return errors.Is(err, tableflip.ErrNotInherited) }
