@@ -306,4 +306,3 @@ func childEnv(env []string) []string {
 	}
 	return out
 }
-

@@ -402,4 +402,3 @@ func (u *Upgrader) Fail(reason error) {
 	}
 	u.Stop()
 }
-
