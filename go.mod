@@ -3,6 +3,7 @@ module github.com/tableflip-go/tableflip
 go 1.26.0
 
 require (
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/sys v0.50.0
 )

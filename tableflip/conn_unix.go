@@ -26,6 +26,9 @@ type handoffConn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func newHandoffConn(c *net.UnixConn) *handoffConn {
@@ -83,11 +86,14 @@ func (h *handoffConn) writeEnd(total int) error {
 
 // Close closes the socket and any received file nobody took.
 func (h *handoffConn) Close() error {
-	for _, fd := range h.fr.fds {
-		unix.Close(fd)
-	}
-	h.fr.fds = nil
-	return h.c.Close()
+	h.closeOnce.Do(func() {
+		h.closeErr = h.c.Close()
+		for _, fd := range h.fr.fds {
+			unix.Close(fd)
+		}
+		h.fr.fds = nil
+	})
+	return h.closeErr
 }
 
 type fdReader struct {
@@ -115,7 +121,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		return 0, r.err
 	}
 	if err != nil {
-		return n, err
+		return 0, err
 	}
 	if n == 0 && len(p) > 0 {
 		return 0, io.EOF

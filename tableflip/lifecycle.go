@@ -188,6 +188,8 @@ func (u *Upgrader) watchParent() {
 			break
 		}
 	}
+	u.parent.Close()
+	u.log.Info("parent gone", zap.Int("pid", os.Getpid()), zap.Int("parent_pid", u.parentPid))
 	close(u.parentGone)
 }
 

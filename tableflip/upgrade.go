@@ -99,10 +99,10 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	stop := context.AfterFunc(ctx, func() { conn.c.SetDeadline(time.Unix(1, 0)) })
 	reason, err := u.handoff(ctx, c, h)
 	interrupted := !stop()
-	if err == nil && !interrupted {
+	if err == nil && reason == "" && !interrupted {
 		return upgradeResult{pid: cmd.Process.Pid, child: c}
 	}
-	if err == nil {
+	if err == nil && interrupted {
 		err = context.Cause(ctx)
 	}
 	c.kill(u.opts.KillGrace)

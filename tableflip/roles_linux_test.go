@@ -1,0 +1,22 @@
+package tableflip_test
+
+import (
+	"fmt"
+
+	"github.com/tableflip-go/tableflip/internal/proctest"
+)
+
+func runRole(role string) int {
+	switch role {
+	case "server":
+		return serverMain()
+	}
+	fmt.Printf("FATAL unknown role %q\n", role)
+	return 2
+}
+
+func setup() {
+	if err := proctest.SetSubreaper(); err != nil {
+		panic(err)
+	}
+}

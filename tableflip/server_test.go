@@ -1,0 +1,209 @@
+//go:build linux
+
+package tableflip_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tableflip-go/tableflip/tableflip"
+	"github.com/tableflip-go/tableflip/transport/tcp"
+)
+
+// serverMain is the program the tests upgrade: the test binary re-executed
+// with TFTEST_ROLE=server. Every generation prints one line per event on
+// the stdout it inherits, and serves a small HTTP control API:
+//
+//	GET /                pid=<pid> gen=<generation>
+//	GET /upgrade?mode=M  upgrade to a child that runs in mode M
+//	GET /fds             number of open file descriptors
+//	GET /spawnenv        TABLEFLIP_HANDOFF as a program we spawn sees it
+func serverMain() int {
+	mode := os.Getenv("TFTEST_MODE")
+	pid := os.Getpid()
+	timeout, _ := time.ParseDuration(os.Getenv("TFTEST_TIMEOUT"))
+	var nextMode struct {
+		sync.Mutex
+		m string
+	}
+	stateSize, _ := strconv.Atoi(os.Getenv("TFTEST_STATE_SIZE"))
+	opts := tableflip.Options{
+		PIDFile:        os.Getenv("TFTEST_PIDFILE"),
+		UpgradeTimeout: timeout,
+		KillGrace:      2 * time.Second,
+		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+			nextMode.Lock()
+			defer nextMode.Unlock()
+			def.Env = append(def.Env, "TFTEST_MODE="+nextMode.m)
+			if nextMode.m == "bad-pidfile" {
+				def.Env = append(def.Env, "TFTEST_PIDFILE=/nonexistent-dir/tableflip.pid")
+			}
+			if nextMode.m == "missing-binary" {
+				def.Path = "/nonexistent/tableflip-next"
+			}
+			return def, nil
+		},
+		SaveState: func(ctx context.Context, w io.Writer) error {
+			_, err := w.Write(statePattern(pid, stateSize))
+			return err
+		},
+	}
+	if mode == "crash-before-new" {
+		fmt.Printf("STARTED mode=%s pid=%d\n", mode, pid)
+		return 7
+	}
+	upg, err := tableflip.New(opts)
+	if err != nil {
+		fmt.Printf("NEWERR pid=%d err=%v\n", pid, err)
+		return 1
+	}
+	defer upg.Stop()
+	fmt.Printf("STARTED mode=%s pid=%d gen=%d\n", mode, pid, upg.Generation())
+	switch mode {
+	case "crash":
+		os.Exit(3)
+	case "hang":
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	case "fail":
+		upg.Fail(errors.New("config invalid: port 99999 out of range"))
+		return 1
+	case "stop-before-ready":
+		upg.Stop()
+		return 1
+	}
+
+	ctx := context.Background()
+	addr := os.Getenv("TFTEST_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := tcp.Listen(ctx, upg, "tcp", addr)
+	if err != nil {
+		fmt.Printf("FATAL pid=%d listen: %v\n", pid, err)
+		return 1
+	}
+	n, _ := strconv.Atoi(os.Getenv("TFTEST_LISTENERS"))
+	extra := make([]net.Listener, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := tcp.Listen(ctx, upg, "tcp", extraAddr(i))
+		if err != nil {
+			fmt.Printf("FATAL pid=%d listen %d: %v\n", pid, i, err)
+			return 1
+		}
+		extra = append(extra, l)
+	}
+	// Every extra listener must still be the one the first generation
+	// bound: report a digest of their addresses.
+	h := sha256.New()
+	for _, l := range extra {
+		fmt.Fprintln(h, l.Addr())
+		l.Close()
+	}
+
+	state, err := io.ReadAll(upg.LoadState())
+	if err != nil {
+		fmt.Printf("FATAL pid=%d read state: %v\n", pid, err)
+		return 1
+	}
+	stateReport := "none"
+	if upg.HasParent() && stateSize > 0 {
+		stateReport = "bad"
+		if len(state) == stateSize {
+			var from int
+			fmt.Sscanf(string(state), "state of %d:", &from)
+			if string(state) == string(statePattern(from, stateSize)) {
+				stateReport = "from:" + strconv.Itoa(from)
+			}
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d gen=%d\n", pid, upg.Generation())
+	})
+	mux.HandleFunc("/upgrade", func(w http.ResponseWriter, r *http.Request) {
+		nextMode.Lock()
+		nextMode.m = r.URL.Query().Get("mode")
+		nextMode.Unlock()
+		child, err := upg.Upgrade(r.Context())
+		if err != nil {
+			var ce *tableflip.ChildError
+			if errors.As(err, &ce) {
+				fmt.Fprintf(w, "childerr pid=%d status=%d timedout=%v reason=%q err=%v\n", ce.Pid, ce.ExitStatus, ce.TimedOut, ce.Reason, err)
+				return
+			}
+			fmt.Fprintf(w, "err %v\n", err)
+			return
+		}
+		fmt.Fprintf(w, "ok child=%d\n", child)
+	})
+	mux.HandleFunc("/fds", func(w http.ResponseWriter, r *http.Request) {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		fmt.Fprintf(w, "%d\n", len(ents))
+	})
+	mux.HandleFunc("/spawnenv", func(w http.ResponseWriter, r *http.Request) {
+		out, err := exec.Command("/bin/sh", "-c", "echo ${TABLEFLIP_HANDOFF-unset}").Output()
+		if err != nil {
+			fmt.Fprintf(w, "err %v\n", err)
+			return
+		}
+		w.Write(out)
+	})
+	mux.HandleFunc("/waitparent", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		fmt.Fprintf(w, "%v\n", upg.WaitForParent(ctx))
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+
+	if err := upg.Ready(); err != nil {
+		fmt.Printf("READYERR pid=%d err=%v\n", pid, err)
+		return 1
+	}
+	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v\n",
+		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	select {
+	case <-upg.Exit():
+	case <-sigs:
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	upg.Stop()
+	fmt.Printf("EXIT pid=%d\n", pid)
+	if os.Getenv("TFTEST_HOLD") != "" {
+		io.Copy(io.Discard, os.Stdin)
+	}
+	return 0
+}
+
+func extraAddr(i int) string {
+	return fmt.Sprintf("127.0.%d.%d:0", 1+i/250, 1+i%250)
+}
+
+// statePattern is deterministic state of the given size from pid.
+func statePattern(pid, size int) []byte {
+	b := make([]byte, 0, size)
+	b = fmt.Appendf(b, "state of %d:", pid)
+	for i := 0; len(b) < size; i++ {
+		b = append(b, byte('a'+i%26))
+	}
+	return b[:size]
+}

@@ -1,0 +1,244 @@
+package tableflip_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tableflip-go/tableflip/internal/proctest"
+)
+
+// server is a running process tree of serverMain generations.
+type server struct {
+	t    *testing.T
+	p    *proctest.Proc
+	addr string
+	pid  int
+}
+
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	p := proctest.Start(t, "server", env...)
+	s := &server{t: t, p: p}
+	s.ready(p.Expect("READY "))
+	return s
+}
+
+func field(line, name string) string {
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (s *server) ready(line string) string {
+	s.addr = field(line, "addr")
+	s.pid, _ = strconv.Atoi(field(line, "pid"))
+	return line
+}
+
+func (s *server) get(path string) string {
+	s.t.Helper()
+	c := &http.Client{Timeout: proctest.Timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + s.addr + path)
+	if err != nil {
+		s.t.Fatalf("GET %s: %v\n%s", path, err, s.p.Output())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// upgrade upgrades to a child in mode and, on success, waits until the old
+// generation has exited and returns the new READY line.
+func (s *server) upgrade(mode string) (answer, readyLine string) {
+	s.t.Helper()
+	old := s.pid
+	answer = s.get("/upgrade?mode=" + mode)
+	if !strings.HasPrefix(answer, "ok ") {
+		return answer, ""
+	}
+	readyLine = s.ready(s.p.Expect("READY "))
+	if got := field(answer, "child"); got != strconv.Itoa(s.pid) {
+		s.t.Fatalf("Upgrade returned child %s, READY says pid=%d", got, s.pid)
+	}
+	s.p.Expect(fmt.Sprintf("EXIT pid=%d", old))
+	return answer, readyLine
+}
+
+func (s *server) mustUpgrade() string {
+	s.t.Helper()
+	answer, line := s.upgrade("")
+	if line == "" {
+		s.t.Fatalf("upgrade failed: %s\n%s", answer, s.p.Output())
+	}
+	return line
+}
+
+func TestUpgradeInheritsListener(t *testing.T) {
+	s := startServer(t)
+	addr, pid := s.addr, s.pid
+	if line := s.p.Output(); !strings.Contains(line, "parent=false") {
+		t.Fatalf("first generation thinks it has a parent:\n%s", line)
+	}
+	line := s.mustUpgrade()
+	if s.addr != addr {
+		t.Fatalf("listener moved from %s to %s", addr, s.addr)
+	}
+	if s.pid == pid {
+		t.Fatal("pid did not change")
+	}
+	if field(line, "gen") != "2" || field(line, "parent") != "true" {
+		t.Fatalf("second generation: %s", line)
+	}
+	if got := s.get("/"); got != fmt.Sprintf("pid=%d gen=2", s.pid) {
+		t.Fatalf("GET / = %q", got)
+	}
+}
+
+func TestPortZeroInheritedUnderStableKey(t *testing.T) {
+	s := startServer(t, "TFTEST_ADDR=127.0.0.1:0")
+	addr := s.addr
+	if strings.HasSuffix(addr, ":0") {
+		t.Fatalf("no port assigned: %s", addr)
+	}
+	for i := 0; i < 3; i++ {
+		s.mustUpgrade()
+		if s.addr != addr {
+			t.Fatalf("upgrade %d: port 0 listener rebound as %s, want %s", i, s.addr, addr)
+		}
+	}
+}
+
+func TestChildCrashesDuringInit(t *testing.T) {
+	s := startServer(t)
+	for _, mode := range []string{"crash", "crash-before-new"} {
+		answer, _ := s.upgrade(mode)
+		if !strings.HasPrefix(answer, "childerr ") {
+			t.Fatalf("%s: answer %q", mode, answer)
+		}
+		want := map[string]string{"crash": "3", "crash-before-new": "7"}[mode]
+		if field(answer, "status") != want {
+			t.Fatalf("%s: exit status in %q, want %s", mode, answer, want)
+		}
+		child, _ := strconv.Atoi(field(answer, "pid"))
+		if proctest.Exists(child) {
+			t.Fatalf("%s: child %d not reaped", mode, child)
+		}
+		// The parent keeps serving.
+		if got := s.get("/"); !strings.HasPrefix(got, fmt.Sprintf("pid=%d ", s.pid)) {
+			t.Fatalf("after failed upgrade GET / = %q", got)
+		}
+	}
+	s.mustUpgrade()
+}
+
+func TestChildHangsPastTimeout(t *testing.T) {
+	s := startServer(t, "TFTEST_TIMEOUT=1s")
+	answer, _ := s.upgrade("hang")
+	if !strings.HasPrefix(answer, "childerr ") || field(answer, "timedout") != "true" {
+		t.Fatalf("answer %q", answer)
+	}
+	child, _ := strconv.Atoi(field(answer, "pid"))
+	if proctest.Exists(child) {
+		t.Fatalf("hung child %d not killed and reaped", child)
+	}
+	if !strings.Contains(answer, "not ready before the upgrade timeout") {
+		t.Fatalf("error does not say why: %q", answer)
+	}
+	s.mustUpgrade()
+}
+
+func TestChildReportsInitError(t *testing.T) {
+	s := startServer(t)
+	answer, _ := s.upgrade("fail")
+	if !strings.HasPrefix(answer, "childerr ") {
+		t.Fatalf("answer %q", answer)
+	}
+	// The reason reaches the caller as the child said it, in the
+	// ChildError's Reason and in its message.
+	if !strings.Contains(answer, `reason="config invalid: port 99999 out of range"`) {
+		t.Fatalf("ChildError.Reason is not the child's: %q", answer)
+	}
+	if !strings.Contains(answer, "failed: config invalid: port 99999 out of range (exit status 1)") {
+		t.Fatalf("the error message does not carry the reason: %q", answer)
+	}
+	s.mustUpgrade()
+}
+
+func TestChildStopsBeforeReady(t *testing.T) {
+	s := startServer(t)
+	answer, _ := s.upgrade("stop-before-ready")
+	if !strings.Contains(answer, "stopped before it was ready") {
+		t.Fatalf("answer %q", answer)
+	}
+}
+
+func TestChildReadyFailsOnPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "app.pid")
+	s := startServer(t, "TFTEST_PIDFILE="+pidfile)
+	answer, _ := s.upgrade("bad-pidfile")
+	if !strings.HasPrefix(answer, "childerr ") || !strings.Contains(answer, "pid file") {
+		t.Fatalf("answer %q", answer)
+	}
+	b, _ := os.ReadFile(pidfile)
+	if strings.TrimSpace(string(b)) != strconv.Itoa(s.pid) {
+		t.Fatalf("pid file %q, want the old generation's %d", b, s.pid)
+	}
+}
+
+func TestMissingBinary(t *testing.T) {
+	s := startServer(t)
+	answer, _ := s.upgrade("missing-binary")
+	if !strings.HasPrefix(answer, "err ") || !strings.Contains(answer, "/nonexistent/tableflip-next") {
+		t.Fatalf("answer %q", answer)
+	}
+	s.mustUpgrade()
+}
+
+func TestUpgradeWhileUpgrading(t *testing.T) {
+	s := startServer(t, "TFTEST_TIMEOUT=3s")
+	first := make(chan string, 1)
+	go func() {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang")
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		first <- string(b)
+	}()
+	s.p.Expect("STARTED mode=hang ")
+	if got := s.get("/upgrade"); !strings.Contains(got, "upgrade in progress") {
+		t.Fatalf("second Upgrade: %q", got)
+	}
+	if got := <-first; !strings.Contains(got, "timedout=true") {
+		t.Fatalf("first Upgrade: %q", got)
+	}
+}
+
+func TestStopDuringUpgrade(t *testing.T) {
+	s := startServer(t, "TFTEST_TIMEOUT=60s", "TFTEST_HOLD=1")
+	go func() {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		if resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	child, _ := strconv.Atoi(field(s.p.Expect("STARTED "), "pid"))
+	s.p.Cmd.Process.Signal(os.Interrupt) // not handled: use SIGTERM below
+	_ = child
+}
