@@ -5,6 +5,7 @@ package tableflip
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,6 +122,9 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		return 0, r.err
 	}
 	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, io.EOF
+		}
 		return 0, err
 	}
 	if n == 0 && len(p) > 0 {

@@ -133,6 +133,7 @@ func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
 
 // becomeReady runs on the run goroutine when Ready is called.
 func (u *Upgrader) becomeReady() error {
+	u.activated.closeUnclaimed()
 	u.mu.Lock()
 	for name, e := range u.inherited {
 		u.log.Warn("closing inherited file nobody claimed",

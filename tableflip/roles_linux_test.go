@@ -10,6 +10,10 @@ func runRole(role string) int {
 	switch role {
 	case "server":
 		return serverMain()
+	case "sdactivated":
+		return activatedMain()
+	case "fakechild":
+		return fakeChildMain()
 	}
 	fmt.Printf("FATAL unknown role %q\n", role)
 	return 2

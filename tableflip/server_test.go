@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +51,9 @@ func serverMain() int {
 			if nextMode.m == "bad-pidfile" {
 				def.Env = append(def.Env, "TFTEST_PIDFILE=/nonexistent-dir/tableflip.pid")
 			}
+			if fake, ok := strings.CutPrefix(nextMode.m, "fake-"); ok {
+				def.Env = append(def.Env, "TFTEST_ROLE=fakechild", "TFTEST_FAKE="+fake)
+			}
 			if nextMode.m == "missing-binary" {
 				def.Path = "/nonexistent/tableflip-next"
 			}
@@ -66,7 +70,7 @@ func serverMain() int {
 	}
 	upg, err := tableflip.New(opts)
 	if err != nil {
-		fmt.Printf("NEWERR pid=%d err=%v\n", pid, err)
+		fmt.Printf("ERR pid=%d new: %v\n", pid, err)
 		return 1
 	}
 	defer upg.Stop()
@@ -115,7 +119,7 @@ func serverMain() int {
 
 	state, err := io.ReadAll(upg.LoadState())
 	if err != nil {
-		fmt.Printf("FATAL pid=%d read state: %v\n", pid, err)
+		fmt.Printf("ERR pid=%d read state: %v\n", pid, err)
 		return 1
 	}
 	stateReport := "none"
@@ -165,6 +169,10 @@ func serverMain() int {
 	mux.HandleFunc("/waitparent", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
+		if d, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil {
+			ctx, cancel = context.WithTimeout(r.Context(), d)
+			defer cancel()
+		}
 		fmt.Fprintf(w, "%v\n", upg.WaitForParent(ctx))
 	})
 	srv := &http.Server{Handler: mux}
@@ -179,13 +187,23 @@ func serverMain() int {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
+	exiting := false
 	select {
 	case <-upg.Exit():
+		exiting = true
 	case <-sigs:
+		// Stop first: an upgrade in flight ends, and its handler answers.
+		upg.Stop()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	if exiting && os.Getenv("TFTEST_EXIT_GATE") != "" {
+		// Stay the parent, serving nothing, until the test says go.
+		fmt.Printf("EXITING pid=%d\n", pid)
+		var line string
+		fmt.Scanln(&line)
+	}
 	upg.Stop()
 	fmt.Printf("EXIT pid=%d\n", pid)
 	if os.Getenv("TFTEST_HOLD") != "" {

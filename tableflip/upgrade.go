@@ -29,6 +29,16 @@ func (c *childProc) wait() {
 	close(c.exited)
 }
 
+// waitExit waits up to d for the child to exit.
+func (c *childProc) waitExit(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.exited:
+	case <-t.C:
+	}
+}
+
 // kill stops the child, SIGTERM first and SIGKILL after grace, and returns
 // once it has been reaped.
 func (c *childProc) kill(grace time.Duration) {
@@ -104,6 +114,15 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	}
 	if err == nil && interrupted {
 		err = context.Cause(ctx)
+	}
+	if !interrupted {
+		if reason == "" {
+			// Tell the child why, if it still listens.
+			conn.writeFrame(frameFail, []byte(err.Error()), nil)
+		}
+		// The child knows it failed: let it exit on its own, so its
+		// exit status is its own, before it is made to.
+		c.waitExit(u.opts.KillGrace)
 	}
 	c.kill(u.opts.KillGrace)
 	conn.Close()

@@ -35,6 +35,8 @@ type Upgrader struct {
 	parentPid  int
 	parentGone chan struct{}
 	stateR     *stateReader
+	// activated holds systemd socket activation's files (activation.go).
+	activated *activation
 
 	mu        sync.Mutex // guards the fields below
 	inherited map[string]*entry
@@ -115,6 +117,7 @@ func New(opts Options) (*Upgrader, error) {
 		close(u.parentGone)
 	}
 	u.log = u.log.With(zap.Int("generation", u.generation))
+	u.startSystemd() // socket activation and sd_notify: systemd.go
 	u.wg.Add(1)
 	go u.run()
 	return u, nil
@@ -141,6 +144,9 @@ func (u *Upgrader) inherit(env string) error {
 	}
 	f, _, err := hc.readFrame()
 	if err != nil {
+		if err == io.EOF {
+			err = protoErr("parent closed the handoff before its hello")
+		}
 		return fail(fmt.Errorf("tableflip: read parent hello: %w", err))
 	}
 	if f.typ == frameFail {
@@ -157,6 +163,9 @@ func (u *Upgrader) inherit(env string) error {
 		f, files, err := hc.readFrame()
 		if err != nil {
 			u.closeInherited()
+			if err == io.EOF {
+				err = protoErr("parent closed the handoff before its end frame")
+			}
 			return fail(fmt.Errorf("tableflip: read files from parent: %w", err))
 		}
 		if f.typ != frameFiles {
@@ -225,6 +234,7 @@ func (s *stateReader) Read(p []byte) (int, error) {
 					err = protoErr("parent closed the handoff before its end frame")
 				}
 				s.err = err
+				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
 				return 0, err
 			}
 		}
@@ -235,6 +245,7 @@ func (s *stateReader) Read(p []byte) (int, error) {
 			n, err := decodeEnd(f)
 			if err != nil {
 				s.err = err
+				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
 				return 0, err
 			}
 			s.total, s.ended = n, true
@@ -242,6 +253,7 @@ func (s *stateReader) Read(p []byte) (int, error) {
 			s.err = fmt.Errorf("tableflip: parent aborted the handoff: %s", f.payload)
 		default:
 			s.err = protoErr("unexpected frame %q in the state stream", f.typ)
+			s.hc.writeFrame(frameFail, []byte(s.err.Error()), nil)
 		}
 	}
 	n := copy(p, s.buf)
@@ -305,6 +317,7 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 	if u.state == StateStopped {
 		return nil, nil, ErrStopped
 	}
+	u.activated.claim(u.inherited, u.passing, transport, key) // first generation: systemd socket activation
 	e, ok := u.inherited[name]
 	if !ok {
 		if _, passing := u.passing[name]; passing {

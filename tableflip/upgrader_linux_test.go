@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/proctest"
@@ -232,13 +233,160 @@ func TestUpgradeWhileUpgrading(t *testing.T) {
 
 func TestStopDuringUpgrade(t *testing.T) {
 	s := startServer(t, "TFTEST_TIMEOUT=60s", "TFTEST_HOLD=1")
+	answer := make(chan string, 1)
 	go func() {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		if resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang"); err == nil {
-			resp.Body.Close()
+		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang")
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(b)
+	}()
+	child, _ := strconv.Atoi(field(s.p.Expect("STARTED mode=hang "), "pid"))
+	// The hung child ignores SIGTERM: Stop must escalate to SIGKILL.
+	s.p.Cmd.Process.Signal(syscall.SIGTERM)
+	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
+	// The parent is still alive (it holds on stdin), so a child it did
+	// not reap would still exist as a zombie.
+	if proctest.Exists(child) {
+		t.Fatalf("child %d not reaped by its parent after Stop", child)
+	}
+	if got := <-answer; !strings.Contains(got, "stopped") {
+		t.Fatalf("Upgrade during Stop answered %q", got)
+	}
+	s.p.Stdin.Close()
+	if code := s.p.Wait(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+func TestWaitForParent(t *testing.T) {
+	s := startServer(t, "TFTEST_EXIT_GATE=1")
+	old := s.pid
+	if got := s.get("/waitparent?timeout=1ms"); got != "<nil>" {
+		t.Fatalf("first generation WaitForParent: %q", got)
+	}
+	if answer := s.get("/upgrade"); !strings.HasPrefix(answer, "ok ") {
+		t.Fatal(answer)
+	}
+	s.ready(s.p.Expect("READY "))
+	s.p.Expect(fmt.Sprintf("EXITING pid=%d", old))
+	// The parent is alive and gated: a bounded wait must time out.
+	if got := s.get("/waitparent?timeout=100ms"); !strings.Contains(got, "context deadline exceeded") {
+		t.Fatalf("WaitForParent with a live parent: %q", got)
+	}
+	fmt.Fprintln(s.p.Stdin, "go")
+	if got := s.get("/waitparent?timeout=60s"); got != "<nil>" {
+		t.Fatalf("WaitForParent after the parent stopped: %q", got)
+	}
+	s.p.Expect(fmt.Sprintf("EXIT pid=%d", old))
+}
+
+func TestStateHandoff(t *testing.T) {
+	s := startServer(t, "TFTEST_STATE_SIZE=1000000")
+	for i := 0; i < 2; i++ {
+		old := s.pid
+		line := s.mustUpgrade()
+		if got := field(line, "state"); got != fmt.Sprintf("from:%d", old) {
+			t.Fatalf("upgrade %d: state %q, want from:%d", i, got, old)
+		}
+	}
+}
+
+func TestPIDFile(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "app.pid")
+	s := startServer(t, "TFTEST_PIDFILE="+pidfile)
+	// A reader that never sees a partial or missing file while
+	// generations replace it.
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, err := os.ReadFile(pidfile)
+			if err != nil || !strings.HasSuffix(string(b), "\n") {
+				bad <- fmt.Sprintf("%q %v", b, err)
+				return
+			}
 		}
 	}()
-	child, _ := strconv.Atoi(field(s.p.Expect("STARTED "), "pid"))
-	s.p.Cmd.Process.Signal(os.Interrupt) // not handled: use SIGTERM below
-	_ = child
+	for i := 0; i < 5; i++ {
+		b, _ := os.ReadFile(pidfile)
+		if strings.TrimSpace(string(b)) != strconv.Itoa(s.pid) {
+			t.Fatalf("pid file %q, want %d", b, s.pid)
+		}
+		s.mustUpgrade()
+	}
+	close(stop)
+	if b, ok := <-bad; ok {
+		t.Fatalf("reader saw a partial pid file: %s", b)
+	}
+	syscall.Kill(s.pid, syscall.SIGTERM)
+	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
+	proctest.WaitGone(t, s.pid)
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Fatalf("pid file left after the final stop: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("temporary files left: %v", entries)
+	}
+}
+
+func TestPIDFileUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	for _, path := range []string{"/nonexistent-dir/app.pid", filepath.Join(file, "app.pid")} {
+		p := proctest.Start(t, "server", "TFTEST_PIDFILE="+path)
+		line := p.Expect("READYERR ")
+		if !strings.Contains(line, "tableflip: write pid file: ") || !strings.Contains(line, filepath.Dir(path)) {
+			t.Fatalf("unclear error: %s", line)
+		}
+		if code := p.Wait(); code == 0 {
+			t.Fatal("exit code 0 after Ready failed")
+		}
+	}
+}
+
+func TestSpawnedProgramIsNotAChild(t *testing.T) {
+	s := startServer(t)
+	s.mustUpgrade()
+	if got := s.get("/spawnenv"); got != "unset" {
+		t.Fatalf("a program spawned by the child sees TABLEFLIP_HANDOFF=%q", got)
+	}
+}
+
+func TestThousandListeners(t *testing.T) {
+	s := startServer(t, "TFTEST_LISTENERS=1000")
+	first := field(s.p.Output(), "extra")
+	for i := 0; i < 2; i++ {
+		line := s.mustUpgrade()
+		if got := field(line, "extra"); got != first {
+			t.Fatalf("upgrade %d: the 1000 listeners changed: digest %s, want %s", i, got, first)
+		}
+	}
+}
+
+func TestNoFdLeakedBy50Upgrades(t *testing.T) {
+	s := startServer(t, "TFTEST_LISTENERS=10", "TFTEST_STATE_SIZE=100000")
+	before := s.get("/fds")
+	for i := 0; i < 50; i++ {
+		s.mustUpgrade()
+	}
+	// The newest generation's parent is gone; its handoff socket with it.
+	if got := s.get("/waitparent"); got != "<nil>" {
+		t.Fatal(got)
+	}
+	if after := s.get("/fds"); after != before {
+		t.Fatalf("open fds: %s in the first generation, %s after 50 upgrades", before, after)
+	}
 }

@@ -1,0 +1,60 @@
+package tableflip_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// The handoff protocol spoken by hand, as docs/protocol.md specifies it, to
+// play a parent or child that is broken, lying or of another version.
+
+func rawFrame(typ byte, nfds int, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(payload)))
+	b = append(b, typ)
+	b = binary.BigEndian.AppendUint16(b, uint16(nfds))
+	return append(b, payload...)
+}
+
+func rawHello(version uint16, pid, gen int) []byte {
+	p := []byte("TFLIP")
+	p = binary.BigEndian.AppendUint16(p, version)
+	p = binary.BigEndian.AppendUint32(p, uint32(pid))
+	p = binary.BigEndian.AppendUint32(p, uint32(gen))
+	return rawFrame('H', 0, p)
+}
+
+func readRawFrame(r io.Reader) (typ byte, payload []byte, err error) {
+	var hdr [7]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	payload = make([]byte, binary.BigEndian.Uint32(hdr[:4]))
+	_, err = io.ReadFull(r, payload)
+	return hdr[4], payload, err
+}
+
+// fakeChildMain is a child that breaks the protocol the way TFTEST_FAKE
+// says, and prints what the parent answered.
+func fakeChildMain() int {
+	// Live to print what the parent said: it sends SIGTERM right after.
+	signal.Ignore(syscall.SIGTERM)
+	f := os.NewFile(3, "handoff")
+	switch os.Getenv("TFTEST_FAKE") {
+	case "v99":
+		f.Write(rawHello(99, os.Getpid(), 1))
+	case "garbage":
+		f.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+	case "ready-first":
+		f.Write(rawFrame('R', 0, nil))
+	}
+	typ, payload, err := readRawFrame(f)
+	for err == nil && typ != 'X' {
+		typ, payload, err = readRawFrame(f)
+	}
+	fmt.Printf("FAKECHILD pid=%d typ=%c err=%v reason=%q\n", os.Getpid(), typ, err, payload)
+	return 0
+}

@@ -1,0 +1,156 @@
+package tableflip_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tableflip-go/tableflip/internal/proctest"
+)
+
+// A child that breaks the protocol is refused; the parent keeps serving.
+func TestLyingChild(t *testing.T) {
+	s := startServer(t)
+	for _, tc := range []struct{ fake, parentSays, childGot string }{
+		{"v99", "version mismatch: this side speaks 1, the other side speaks 99", "version mismatch"},
+		{"garbage", "exceeds the limit", "exceeds the limit"},
+		{"ready-first", "want hello, got frame 'R'", "want hello"},
+	} {
+		answer, _ := s.upgrade("fake-" + tc.fake)
+		if !strings.HasPrefix(answer, "childerr ") || !strings.Contains(answer, tc.parentSays) {
+			t.Fatalf("%s: Upgrade answered %q, want a ChildError containing %q", tc.fake, answer, tc.parentSays)
+		}
+		if tc.childGot != "" {
+			line := s.p.Expect("FAKECHILD ")
+			if !strings.Contains(line, "typ=X") || !strings.Contains(line, tc.childGot) {
+				t.Fatalf("%s: the child was told %s", tc.fake, line)
+			}
+		}
+		if got := s.get("/"); !strings.HasPrefix(got, fmt.Sprintf("pid=%d ", s.pid)) {
+			t.Fatalf("%s: the parent stopped serving: %q", tc.fake, got)
+		}
+	}
+	s.mustUpgrade()
+}
+
+// hostileParent starts a server generation whose parent is this test,
+// speaking the protocol by hand through the returned socket.
+func hostileParent(t *testing.T) (*proctest.Proc, *os.File) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "parent")
+	theirs := os.NewFile(uintptr(fds[1]), "child")
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.ExtraFiles = []*os.File{theirs}
+	p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=server", "TABLEFLIP_HANDOFF=3")
+	theirs.Close()
+	t.Cleanup(func() { ours.Close() })
+	// The child speaks first: its hello, at protocol version 1.
+	typ, payload, err := readRawFrame(ours)
+	if err != nil || typ != 'H' || string(payload[:5]) != "TFLIP" || binary.BigEndian.Uint16(payload[5:7]) != 1 {
+		t.Fatalf("child hello: %c %q %v", typ, payload, err)
+	}
+	return p, ours
+}
+
+func TestMalformedHandoffFromParent(t *testing.T) {
+	hello := rawHello(1, os.Getpid(), 1)
+	for _, tc := range []struct {
+		name  string
+		send  []byte
+		fds   int // files attached to the first send
+		close bool
+		want  string
+	}{
+		{"wrong version", rawHello(2, os.Getpid(), 1), 0, false, "version mismatch: this side speaks 1, the other side speaks 2"},
+		{"no magic", rawFrame('H', 0, []byte("HELLO, WORLD!!!")), 0, false, "hello without the tableflip magic"},
+		{"truncated header", []byte{0, 0, 0}, 0, true, "truncated frame header"},
+		{"truncated payload", rawFrame('H', 0, []byte("TFLIP"))[:10], 0, true, "truncated frame"},
+		{"oversized frame", append(binary.BigEndian.AppendUint32(nil, 1<<30), 'H', 0, 0), 0, true, "exceeds the limit"},
+		{"files missing", append(hello, rawFrame('F', 3, nil)...), 0, false, "declares 3 files, 0 arrived"},
+		{"bad record", append(hello, rawFrame('F', 1, []byte{9, 'x'})...), 1, false, "record 0: bad transport name"},
+		{"files on a state frame", append(hello, rawFrame('S', 1, nil)...), 0, false, "may not carry files"},
+		{"no end frame", hello, 0, true, "before its end frame"},
+		{"bad end frame", append(hello, rawFrame('E', 0, []byte{1})...), 0, false, "end frame of 1 bytes"},
+		{"unexpected frame", append(hello, rawFrame('R', 0, nil)...), 0, false, "unexpected frame 'R' in the state stream"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, conn := hostileParent(t)
+			if tc.fds > 0 {
+				r, w, _ := os.Pipe()
+				defer r.Close()
+				defer w.Close()
+				if err := unix.Sendmsg(int(conn.Fd()), tc.send, unix.UnixRights(int(r.Fd())), nil, 0); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				conn.Write(tc.send)
+			}
+			if tc.close {
+				conn.Close()
+			}
+			// The error surfaces in New, or, for the state stream, in
+			// the application's read of LoadState.
+			line := p.Expect("ERR ")
+			if !strings.Contains(line, tc.want) {
+				t.Fatalf("child said %q, want %q", line, tc.want)
+			}
+			if !tc.close {
+				// The child tells its parent why, too.
+				typ, payload, err := readRawFrame(conn)
+				if err != nil || typ != 'X' || !strings.Contains(string(payload), tc.want) {
+					t.Fatalf("parent was told %c %q %v", typ, payload, err)
+				}
+			}
+			if code := p.Wait(); code == 0 {
+				t.Fatal("child exited 0")
+			}
+		})
+	}
+}
+
+// A stray TABLEFLIP_HANDOFF gives a clear error and touches nothing.
+func TestStrayHandoffVariable(t *testing.T) {
+	file, err := os.CreateTemp(t.TempDir(), "notasocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	udp, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpf := os.NewFile(uintptr(udp), "udp")
+	defer udpf.Close()
+	for _, tc := range []struct {
+		value string
+		fd3   *os.File
+		want  string
+	}{
+		{"abc", nil, `TABLEFLIP_HANDOFF="abc" is not a file descriptor number`},
+		{"3", nil, "fd 3 is not a socket"},
+		{"3", file, "fd 3 is not a socket"},
+		{"3", udpf, "fd 3 is not a stream socket"},
+	} {
+		exe, _ := os.Executable()
+		cmd := exec.Command(exe, "-test.run=^$")
+		if tc.fd3 != nil {
+			cmd.ExtraFiles = []*os.File{tc.fd3}
+		}
+		p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=server", "TABLEFLIP_HANDOFF="+tc.value)
+		if line := p.Expect("ERR "); !strings.Contains(line, tc.want) {
+			t.Fatalf("TABLEFLIP_HANDOFF=%s: %q, want %q", tc.value, line, tc.want)
+		}
+		p.Wait()
+	}
+}
