@@ -62,13 +62,18 @@ func (a *activation) claim(inherited, passing map[string]*entry, transport, key 
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	i, how := a.match(transport, key)
+	i, how := -1, ""
 	if i < 0 {
 		return
 	}
 	f := a.files[i]
 	a.files[i] = nil
-	inherited[name] = &entry{transport: transport, key: key, file: f}
+	fd, err := takeFile(f)
+	if err != nil {
+		a.log.Warn("cannot claim socket-activated file", zap.String("key", key), zap.Error(err))
+		return
+	}
+	inherited[name] = &entry{transport: transport, key: key, fd: fd}
 	a.log.Info("claimed socket-activated file",
 		zap.String("transport", transport), zap.String("key", key),
 		zap.Int("fd", listenFdsStart+i), zap.String("fdname", a.names[i]),

@@ -90,8 +90,8 @@ func TestMatchSocketAddress(t *testing.T) {
 		{"lo", "tcp4", fmt.Sprintf("127.0.0.1:%d", lo), true},
 		{"lo", "tcp6", fmt.Sprintf("127.0.0.1:%d", lo), false},
 		{"lo", "tcp", fmt.Sprintf("localhost:%d", lo), true},
-		{"lo", "tcp", fmt.Sprintf(":%d", lo), false},           // not an unspecified address
-		{"lo", "tcp", fmt.Sprintf("127.0.0.2:%d", lo), false},  // other IP
+		{"lo", "tcp", fmt.Sprintf(":%d", lo), false},            // not an unspecified address
+		{"lo", "tcp", fmt.Sprintf("127.0.0.2:%d", lo), false},   // other IP
 		{"lo", "tcp", fmt.Sprintf("127.0.0.1:%d", lo+1), false}, // other port
 		{"lo", "tcp", "127.0.0.1:0", false},
 		{"lo", "tcp", "127.0.0.1", false},
@@ -155,11 +155,11 @@ func TestMatchSocketAddress(t *testing.T) {
 // systemd had passed it.
 func fileOf(t *testing.T, c syscall.Conn) *os.File {
 	t.Helper()
-	f, err := dupConn(c, "activated")
+	fd, err := dupConn(c, "activated")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return os.NewFile(uintptr(fd), "activated")
 }
 
 func sameSocket(t *testing.T, a, b syscall.Conn) bool {
@@ -219,7 +219,9 @@ func TestActivationClaim(t *testing.T) {
 		// As Inherit does: move it to the passing set.
 		delete(inherited, entryName(transport, key))
 		passing[entryName(transport, key)] = e
-		return e.file
+		f := os.NewFile(uintptr(e.fd), e.key) // closed with passing below
+		t.Cleanup(func() { f.Close() })
+		return f
 	}
 
 	// A name matches before any address, whatever the transport.
@@ -267,9 +269,7 @@ func TestActivationClaim(t *testing.T) {
 		t.Errorf("warnings: %+v, want one about %s", warn, spareAddr)
 	}
 	a.closeUnclaimed() // idempotent
-	for _, e := range passing {
-		e.file.Close()
-	}
+	// The passing set's descriptors are closed by the files claim made.
 
 	// A nil activation (no socket activation) does nothing.
 	var none *activation

@@ -86,11 +86,11 @@ func (h *Handoff) Generation() int { return h.generation }
 // (a companion file such as one end of a forwarding socketpair). The handoff
 // keeps a duplicate that it closes when the upgrade has ended.
 func (h *Handoff) AddFile(transport, key string, c syscall.Conn, meta []byte) error {
-	f, err := dupConn(c, transport+":"+key)
+	fd, err := dupConn(c, transport+":"+key)
 	if err != nil {
 		return err
 	}
-	h.extra = append(h.extra, &entry{transport: transport, key: key, file: f, meta: meta})
+	h.extra = append(h.extra, &entry{transport: transport, key: key, fd: fd, meta: meta})
 	return nil
 }
 

@@ -37,8 +37,9 @@ func newHandoffConn(c *net.UnixConn) *handoffConn {
 	return &handoffConn{c: c, fr: fr, br: bufio.NewReaderSize(fr, 64<<10)}
 }
 
-// readFrame reads the next frame and the files attached to it.
-func (h *handoffConn) readFrame() (frame, []*os.File, error) {
+// readFrame reads the next frame and the descriptors attached to it, which
+// the caller owns.
+func (h *handoffConn) readFrame() (frame, []int, error) {
 	f, err := readFrame(h.br)
 	if err != nil {
 		if h.fr.err != nil {
@@ -52,12 +53,9 @@ func (h *handoffConn) readFrame() (frame, []*os.File, error) {
 	if len(h.fr.fds) < f.nfds {
 		return f, nil, protoErr("files frame declares %d files, %d arrived", f.nfds, len(h.fr.fds))
 	}
-	files := make([]*os.File, f.nfds)
-	for i, fd := range h.fr.fds[:f.nfds] {
-		files[i] = os.NewFile(uintptr(fd), "inherited")
-	}
+	fds := append([]int(nil), h.fr.fds[:f.nfds]...)
 	h.fr.fds = h.fr.fds[f.nfds:]
-	return f, files, nil
+	return f, fds, nil
 }
 
 // writeFrame sends one frame with fds attached.
@@ -171,25 +169,38 @@ func socketpair() (*handoffConn, *os.File, error) {
 	return newHandoffConn(c.(*net.UnixConn)), cf, nil
 }
 
-// dupConn duplicates c's descriptor, close-on-exec, into a file the caller
-// owns. The duplicate is made inside RawConn.Control so the original's
-// non-blocking mode and poller registration are left alone.
-func dupConn(c syscall.Conn, name string) (*os.File, error) {
+// dupConn duplicates c's descriptor, close-on-exec, into one the caller
+// owns. The duplicate is made inside RawConn.Control: unlike (*os.File).Fd,
+// that leaves the socket non-blocking (O_NONBLOCK belongs to the open file
+// description, which every generation shares).
+func dupConn(c syscall.Conn, name string) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("tableflip: %s: %w", name, err)
+		return -1, fmt.Errorf("tableflip: %s: %w", name, err)
 	}
-	var dup int
+	dup := -1
 	var derr error
-	if err := rc.Control(func(fd uintptr) {
-		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, fmt.Errorf("tableflip: %s: %w", name, err)
+	if err := rc.Control(func(fd uintptr) { dup, derr = dupFd(int(fd)) }); err != nil {
+		return -1, fmt.Errorf("tableflip: %s: %w", name, err)
 	}
 	if derr != nil {
-		return nil, fmt.Errorf("tableflip: dup %s: %w", name, derr)
+		return -1, fmt.Errorf("tableflip: dup %s: %w", name, derr)
 	}
-	return os.NewFile(uintptr(dup), name), nil
+	return dup, nil
+}
+
+// dupFd duplicates fd, close-on-exec.
+func dupFd(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+}
+
+func closeFd(fd int) { unix.Close(fd) }
+
+// takeFile moves f's descriptor out of f: a duplicate the caller owns, and
+// f closed.
+func takeFile(f *os.File) (int, error) {
+	defer f.Close()
+	return dupConn(f, f.Name())
 }
 
 // openHandoff checks that fd is the handoff socket our parent made, takes

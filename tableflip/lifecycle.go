@@ -138,7 +138,7 @@ func (u *Upgrader) becomeReady() error {
 	for name, e := range u.inherited {
 		u.log.Warn("closing inherited file nobody claimed",
 			zap.String("transport", e.transport), zap.String("key", e.key))
-		e.file.Close()
+		e.close()
 		delete(u.inherited, name)
 	}
 	u.mu.Unlock()
@@ -216,11 +216,11 @@ func (u *Upgrader) shutdown() {
 	}
 	u.mu.Lock()
 	for name, e := range u.inherited {
-		e.file.Close()
+		e.close()
 		delete(u.inherited, name)
 	}
 	for name, e := range u.passing {
-		e.file.Close()
+		e.close()
 		delete(u.passing, name)
 	}
 	u.mu.Unlock()

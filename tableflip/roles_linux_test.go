@@ -12,6 +12,10 @@ func runRole(role string) int {
 		return serverMain()
 	case "sdactivated":
 		return activatedMain()
+	case "bench-child":
+		return benchChildMain()
+	case "bench-baseline":
+		return benchBaselineMain()
 	case "fakechild":
 		return fakeChildMain()
 	}

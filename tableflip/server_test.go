@@ -156,7 +156,14 @@ func serverMain() int {
 	})
 	mux.HandleFunc("/fds", func(w http.ResponseWriter, r *http.Request) {
 		ents, _ := os.ReadDir("/proc/self/fd")
-		fmt.Fprintf(w, "%d\n", len(ents))
+		fmt.Fprintf(w, "%d", len(ents))
+		if r.URL.Query().Get("list") != "" {
+			for _, e := range ents {
+				l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				fmt.Fprintf(w, " %s=%s", e.Name(), l)
+			}
+		}
+		fmt.Fprintln(w)
 	})
 	mux.HandleFunc("/spawnenv", func(w http.ResponseWriter, r *http.Request) {
 		out, err := exec.Command("/bin/sh", "-c", "echo ${TABLEFLIP_HANDOFF-unset}").Output()

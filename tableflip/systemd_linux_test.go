@@ -207,11 +207,11 @@ func TestSystemdNotifySequence(t *testing.T) {
 	syscall.Kill(s.pid, syscall.SIGTERM)
 	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
 	ns.expect(fmt.Sprintf("from=%d STOPPING=1 STATUS=*", s.pid))
-	for _, pid := range pids {
-		proctest.WaitGone(t, pid)
-	}
 	if code := s.p.Wait(); code != 0 {
 		t.Errorf("first generation %d exited %d", first, code)
+	}
+	for _, pid := range pids {
+		proctest.WaitGone(t, pid)
 	}
 	ns.none()
 }
@@ -494,16 +494,14 @@ func TestSocketActivationNames(t *testing.T) {
 	p, inodes := startSocketActivated(t, "sdactivated", 3,
 		"-l", fmt.Sprintf("127.0.0.1:%d", web), "-l", fmt.Sprintf("127.0.0.1:%d", admin),
 		"-l", fmt.Sprintf("127.0.0.1:%d", spare), "--fdname=web:admin:spare",
-		"-E", "TFTEST_OPEN=tcp://admin unix://web")
+		"-E", "TFTEST_OPEN=tcp://admin tcp://web")
 	pid := p.Cmd.Process.Pid
 
 	if got, want := dialLine(t, "tcp", fmt.Sprintf("127.0.0.1:%d", admin)), fmt.Sprintf("pid=%d uri=tcp://admin", pid); got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	expectOpen(t, p, pid, "tcp://admin", inodes[1])
-	// A name matches for any transport: the unix transport gets a TCP
-	// listener because that is what the unit named "web".
-	expectOpen(t, p, pid, "unix://web", inodes[0])
+	expectOpen(t, p, pid, "tcp://web", inodes[0])
 	warn := p.Expect("WARN\tclosing socket-activated file nobody claimed")
 	if !strings.Contains(warn, `"fdname": "spare"`) || !strings.Contains(warn, fmt.Sprintf("127.0.0.1:%d", spare)) {
 		t.Errorf("warning does not say which file: %s", warn)
@@ -519,7 +517,7 @@ func TestSocketActivationNames(t *testing.T) {
 	} else if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("dial the unclaimed socket: %v, want connection refused", err)
 	}
-	if got, want := dialLine(t, "tcp", fmt.Sprintf("127.0.0.1:%d", web)), fmt.Sprintf("pid=%d uri=unix://web", pid); got != want {
+	if got, want := dialLine(t, "tcp", fmt.Sprintf("127.0.0.1:%d", web)), fmt.Sprintf("pid=%d uri=tcp://web", pid); got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	syscall.Kill(pid, syscall.SIGTERM)

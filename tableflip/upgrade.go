@@ -71,7 +71,7 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	h := &Handoff{generation: u.generation + 1}
 	defer func() {
 		for _, e := range h.extra {
-			e.file.Close()
+			e.close()
 		}
 	}()
 	for _, hk := range u.hookList() {
@@ -231,7 +231,7 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 			}
 		}
 		payload = appendRecord(payload, r)
-		fds = append(fds, int(e.file.Fd()))
+		fds = append(fds, e.fd)
 	}
 	if err := flush(); err != nil {
 		return 0, err

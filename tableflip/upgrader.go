@@ -14,13 +14,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// entry is one file in the handoff set.
+// entry is one file in the handoff set. It holds a raw descriptor, not an
+// *os.File: wrapping 10,000 inherited sockets in files would register each
+// with the poller and cost several system calls apiece for nothing.
 type entry struct {
 	transport string
 	key       string
-	file      *os.File
+	fd        int
 	meta      []byte
 }
+
+func (e *entry) close() { closeFd(e.fd) }
 
 // Upgrader runs one generation of a service: it claims what the previous
 // generation passed, starts the next one on Upgrade, and tells the
@@ -160,7 +164,7 @@ func (u *Upgrader) inherit(env string) error {
 	u.parentPid = h.pid
 	u.generation = h.generation + 1
 	for {
-		f, files, err := hc.readFrame()
+		f, fds, err := hc.readFrame()
 		if err != nil {
 			u.closeInherited()
 			if err == io.EOF {
@@ -173,7 +177,7 @@ func (u *Upgrader) inherit(env string) error {
 			u.stateR = &stateReader{hc: hc, pending: &f}
 			break
 		}
-		recs, err := decodeRecords(f.payload, len(files))
+		recs, err := decodeRecords(f.payload, len(fds))
 		if err == nil {
 			for i, r := range recs {
 				name := entryName(r.transport, r.key)
@@ -181,14 +185,14 @@ func (u *Upgrader) inherit(env string) error {
 					err = protoErr("file %s:%s passed twice", r.transport, r.key)
 					break
 				}
-				u.inherited[name] = &entry{transport: r.transport, key: r.key, file: files[i], meta: r.meta}
-				files[i] = nil
+				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta}
+				fds[i] = -1
 			}
 		}
 		if err != nil {
-			for _, f := range files {
-				if f != nil {
-					f.Close()
+			for _, fd := range fds {
+				if fd >= 0 {
+					closeFd(fd)
 				}
 			}
 			u.closeInherited()
@@ -201,7 +205,7 @@ func (u *Upgrader) inherit(env string) error {
 
 func (u *Upgrader) closeInherited() {
 	for name, e := range u.inherited {
-		e.file.Close()
+		e.close()
 		delete(u.inherited, name)
 	}
 }
@@ -325,10 +329,11 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 		}
 		return nil, nil, fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
 	}
-	f, err := dupConn(e.file, e.file.Name())
+	fd, err := dupFd(e.fd)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("tableflip: claim %s %q: %w", transport, key, err)
 	}
+	f := os.NewFile(uintptr(fd), transport+":"+key)
 	delete(u.inherited, name)
 	u.passing[name] = e
 	return f, e.meta, nil
@@ -348,11 +353,11 @@ func (u *Upgrader) Pass(transport, key string, c syscall.Conn, meta []byte) erro
 	if _, ok := u.passing[name]; ok {
 		return fmt.Errorf("%w: %s %q already passed", ErrDuplicate, transport, key)
 	}
-	f, err := dupConn(c, transport+":"+key)
+	fd, err := dupConn(c, transport+":"+key)
 	if err != nil {
 		return err
 	}
-	u.passing[name] = &entry{transport: transport, key: key, file: f, meta: meta}
+	u.passing[name] = &entry{transport: transport, key: key, fd: fd, meta: meta}
 	return nil
 }
 
@@ -362,7 +367,7 @@ func (u *Upgrader) Forget(transport, key string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if e, ok := u.passing[name]; ok {
-		e.file.Close()
+		e.close()
 		delete(u.passing, name)
 	}
 }
