@@ -141,8 +141,10 @@ func (r *fdReader) parse(oob []byte) error {
 		if err != nil {
 			continue
 		}
-		for _, fd := range fds {
-			unix.CloseOnExec(fd) // already set on Linux via MSG_CMSG_CLOEXEC
+		if !recvCloexec {
+			for _, fd := range fds {
+				unix.CloseOnExec(fd)
+			}
 		}
 		r.fds = append(r.fds, fds...)
 	}

@@ -78,11 +78,12 @@ func checkListener(ln net.Listener) error {
 	if !ok {
 		return fmt.Errorf("the file is a %T, not a TCP listener", ln)
 	}
-	info, err := fdutil.Inspect(tl)
+	// net.FileListener already refused anything but a stream socket.
+	listening, err := fdutil.Listening(tl)
 	if err != nil {
 		return err
 	}
-	if !info.Listening {
+	if !listening {
 		return fmt.Errorf("the socket is not listening")
 	}
 	return nil
