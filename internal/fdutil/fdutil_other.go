@@ -3,4 +3,4 @@
 package fdutil
 
 func inspect(fd int) (SocketInfo, error) { return SocketInfo{}, ErrNotSupported }
-func acceptConn(fd int) bool { return false }
+func acceptConn(fd int) bool             { return false }
