@@ -2,7 +2,6 @@ package tableflip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,6 +137,11 @@ func (u *Upgrader) becomeReady() error {
 	for name, e := range u.inherited {
 		u.log.Warn("closing inherited file nobody claimed",
 			zap.String("transport", e.transport), zap.String("key", e.key))
+		if t, ok := Lookup(e.transport); ok {
+			if uc, ok := t.(Unclaimer); ok {
+				uc.Unclaimed(e.key, e.meta)
+			}
+		}
 		e.close()
 		delete(u.inherited, name)
 	}
@@ -237,5 +241,3 @@ func (u *Upgrader) shutdown() {
 	}
 	u.log.Info("stopped", zap.Int("pid", os.Getpid()), zap.Bool("final", final))
 }
-
-var errChildExited = errors.New("child exited")

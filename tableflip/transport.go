@@ -27,6 +27,15 @@ type Transport interface {
 	Open(ctx context.Context, fds Fds, address string) (io.Closer, error)
 }
 
+// Unclaimer is an optional interface of a Transport. When a generation
+// becomes ready, Unclaimed is called for every file of the transport that the
+// parent passed and nobody claimed (the configuration no longer names it),
+// just before the file is closed: the unix transport unlinks the socket's
+// path there, since no generation will serve it any more.
+type Unclaimer interface {
+	Unclaimed(key string, meta []byte)
+}
+
 var registry = struct {
 	sync.RWMutex
 	m map[string]Transport

@@ -1,0 +1,57 @@
+package tableflip_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tableflip-go/tableflip/tableflip"
+)
+
+// Every lifecycle event is one structured line with the pid and generation.
+func TestLifecycleIsLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	upg, err := tableflip.New(tableflip.Options{Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upg.Upgrade(context.Background()); !errors.Is(err, tableflip.ErrNotReady) {
+		t.Fatalf("Upgrade before Ready: %v", err)
+	}
+	if err := upg.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	if err := upg.Ready(); !errors.Is(err, tableflip.ErrAlreadyReady) {
+		t.Fatalf("second Ready: %v", err)
+	}
+	upg.Stop()
+	upg.Stop() // idempotent
+	if _, err := upg.Upgrade(context.Background()); !errors.Is(err, tableflip.ErrStopped) {
+		t.Fatalf("Upgrade after Stop: %v", err)
+	}
+	for _, msg := range []string{"ready", "stopped"} {
+		entries := logs.FilterMessage(msg).All()
+		if len(entries) != 1 {
+			t.Fatalf("%d %q lines", len(entries), msg)
+		}
+		fields := entries[0].ContextMap()
+		if fields["pid"] != int64(os.Getpid()) || fields["generation"] != int64(1) {
+			t.Fatalf("%q line fields %v", msg, fields)
+		}
+	}
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[tableflip.State]string{
+		tableflip.StateInitial: "initial", tableflip.StateReady: "ready", tableflip.StateUpgrading: "upgrading",
+		tableflip.StateUpgraded: "upgraded", tableflip.StateStopped: "stopped", tableflip.State(42): "State(42)",
+	} {
+		if s.String() != want {
+			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
+		}
+	}
+}
