@@ -62,22 +62,24 @@ func (a *activation) claim(inherited, passing map[string]*entry, transport, key 
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	i, how := -1, ""
+	i, how := a.match(transport, key)
 	if i < 0 {
 		return
 	}
 	f := a.files[i]
 	a.files[i] = nil
-	fd, err := takeFile(f)
+	fields := []zap.Field{
+		zap.String("transport", transport), zap.String("key", key),
+		zap.Int("fd", listenFdsStart+i), zap.String("fdname", a.names[i]),
+		zap.String("address", describeSocket(f)), zap.String("matched_by", how),
+	}
+	fd, err := takeFile(f) // closes f
 	if err != nil {
-		a.log.Warn("cannot claim socket-activated file", zap.String("key", key), zap.Error(err))
+		a.log.Warn("cannot claim socket-activated file", append(fields, zap.Error(err))...)
 		return
 	}
 	inherited[name] = &entry{transport: transport, key: key, fd: fd}
-	a.log.Info("claimed socket-activated file",
-		zap.String("transport", transport), zap.String("key", key),
-		zap.Int("fd", listenFdsStart+i), zap.String("fdname", a.names[i]),
-		zap.String("address", describeSocket(f)), zap.String("matched_by", how))
+	a.log.Info("claimed socket-activated file", fields...)
 }
 
 // match finds the first unclaimed file whose name is key, or else the first

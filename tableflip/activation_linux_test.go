@@ -255,8 +255,14 @@ func TestActivationClaim(t *testing.T) {
 		t.Fatal("plugin matcher was bypassed")
 	}
 
-	if n := logs.FilterMessage("claimed socket-activated file").Len(); n != 4 {
-		t.Errorf("%d claim log lines, want 4", n)
+	claimed := logs.FilterMessage("claimed socket-activated file").All()
+	if len(claimed) != 4 {
+		t.Errorf("%d claim log lines, want 4", len(claimed))
+	}
+	for _, e := range claimed {
+		if addr := fmt.Sprint(e.ContextMap()["address"]); !strings.HasPrefix(addr, "listening stream ") && !strings.HasPrefix(addr, "datagram ") {
+			t.Errorf("claim logged without the socket's address: %v", e.ContextMap())
+		}
 	}
 	// The one left is closed at Ready, with a warning.
 	left := a.files[2]

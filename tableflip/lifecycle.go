@@ -202,7 +202,10 @@ func (u *Upgrader) watchParent() {
 func (u *Upgrader) shutdown() {
 	prev := u.State()
 	u.setState(StateStopped)
-	final := prev != StateUpgraded
+	// A generation that hands over, or a child that never became ready
+	// (its parent serves on), is not the last: nothing it shares with
+	// them, a socket path, a PID file, may go.
+	final := prev != StateUpgraded && !(prev == StateInitial && u.parent != nil)
 	if final {
 		for _, h := range u.hookList() {
 			if h.FinalStop != nil {

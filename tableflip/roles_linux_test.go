@@ -10,8 +10,8 @@ func runRole(role string) int {
 	switch role {
 	case "server":
 		return serverMain()
-	case "sdactivated":
-		return activatedMain()
+	case "systemd":
+		return systemdMain()
 	case "bench-child":
 		return benchChildMain()
 	case "bench-baseline":

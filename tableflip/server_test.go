@@ -185,6 +185,9 @@ func serverMain() int {
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 
+	// Handlers before Ready: the test may signal as soon as it sees READY.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
 	if err := upg.Ready(); err != nil {
 		fmt.Printf("READYERR pid=%d err=%v\n", pid, err)
 		return 1
@@ -192,8 +195,6 @@ func serverMain() int {
 	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v\n",
 		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent())
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM)
 	exiting := false
 	select {
 	case <-upg.Exit():

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -168,47 +169,64 @@ func (n *notifySocket) expectReloading(pid int, before uint64) {
 	}
 }
 
+// startSystemdRole runs the "systemd" role (systemdMain) on a fresh TCP
+// listener and returns the pid of its first generation once it is ready.
+func startSystemdRole(t *testing.T, env ...string) (*proctest.Proc, int) {
+	t.Helper()
+	p := proctest.Start(t, "systemd", append([]string{"TFTEST_OPEN=tcp://127.0.0.1:0"}, env...)...)
+	pid, _ := strconv.Atoi(field(p.Expect("READY "), "pid"))
+	return p, pid
+}
+
+// upgradeRole upgrades the generation pid with SIGHUP and returns the pid of
+// the next one, once the old one has exited.
+func upgradeRole(t *testing.T, p *proctest.Proc, pid int) int {
+	t.Helper()
+	syscall.Kill(pid, syscall.SIGHUP)
+	child, _ := strconv.Atoi(field(p.Expect("READY "), "pid"))
+	p.Expect(fmt.Sprintf("EXIT pid=%d", pid))
+	return child
+}
+
 // TestSystemdNotifySequence upgrades a server three times (and fails once)
 // under a NOTIFY_SOCKET and checks every datagram, and who sent it: only the
 // main process ever speaks, and it hands the role over with MAINPID=.
 func TestSystemdNotifySequence(t *testing.T) {
 	ns := listenNotify(t)
-	s := startServer(t, "NOTIFY_SOCKET="+ns.path)
-	first := s.pid
-	ns.expect(fmt.Sprintf("from=%d READY=1 STATUS=*", s.pid))
+	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path)
+	pids := []int{pid}
+	ns.expect(fmt.Sprintf("from=%d READY=1 STATUS=*", pid))
 
-	pids := []int{s.pid}
 	for i := 0; i < 3; i++ {
 		if i == 1 {
 			// A failed upgrade: the child says why and exits. The main
 			// process stays the main process and ends the reload.
-			old := s.pid
 			before := monotonicUsec(t)
-			answer, _ := s.upgrade("fail")
-			if !strings.HasPrefix(answer, "childerr ") {
-				t.Fatalf("upgrade to a failing child: %s", answer)
+			syscall.Kill(pid, syscall.SIGUSR1)
+			if line := p.Expect(fmt.Sprintf("UPGRADED pid=%d ", pid)); !strings.Contains(line, "port 99999") {
+				t.Fatalf("upgrade to a failing child: %s", line)
 			}
-			ns.expectReloading(old, before)
-			m := ns.expect(fmt.Sprintf("from=%d READY=1 STATUS=*", old))
+			ns.expectReloading(pid, before)
+			m := ns.expect(fmt.Sprintf("from=%d READY=1 STATUS=*", pid))
 			if st, _ := m.get("STATUS"); !strings.Contains(st, "failed") || !strings.Contains(st, "port 99999") {
 				t.Errorf("STATUS after a failed upgrade does not say why: %q", st)
 			}
 		}
-		old := s.pid
+		old := pid
 		before := monotonicUsec(t)
-		s.mustUpgrade()
-		pids = append(pids, s.pid)
+		pid = upgradeRole(t, p, old)
+		pids = append(pids, pid)
 		ns.expectReloading(old, before)
-		m := ns.expect(fmt.Sprintf("from=%d MAINPID=%d READY=1 STATUS=*", old, s.pid))
-		if st, _ := m.get("STATUS"); !strings.Contains(st, fmt.Sprintf("generation %d (pid %d) ready", i+2, s.pid)) {
+		m := ns.expect(fmt.Sprintf("from=%d MAINPID=%d READY=1 STATUS=*", old, pid))
+		if st, _ := m.get("STATUS"); !strings.Contains(st, fmt.Sprintf("generation %d (pid %d) ready", i+2, pid)) {
 			t.Errorf("STATUS after upgrade %d: %q", i+1, st)
 		}
 	}
-	syscall.Kill(s.pid, syscall.SIGTERM)
-	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
-	ns.expect(fmt.Sprintf("from=%d STOPPING=1 STATUS=*", s.pid))
-	if code := s.p.Wait(); code != 0 {
-		t.Errorf("first generation %d exited %d", first, code)
+	syscall.Kill(pid, syscall.SIGTERM)
+	p.Expect(fmt.Sprintf("EXIT pid=%d", pid))
+	ns.expect(fmt.Sprintf("from=%d STOPPING=1 STATUS=*", pid))
+	if code := p.Wait(); code != 0 {
+		t.Errorf("first generation %d exited %d", pids[0], code)
 	}
 	for _, pid := range pids {
 		proctest.WaitGone(t, pid)
@@ -216,30 +234,52 @@ func TestSystemdNotifySequence(t *testing.T) {
 	ns.none()
 }
 
-// TestSystemdNotifySilentWithoutSocket: no NOTIFY_SOCKET, nothing is sent;
-// and TABLEFLIP_SD_NOTIFY=0 turns it off even with one.
+// TestSystemdNotifyOff: TABLEFLIP_SD_NOTIFY=0 turns sd_notify off even with
+// a NOTIFY_SOCKET.
 func TestSystemdNotifyOff(t *testing.T) {
 	ns := listenNotify(t)
-	s := startServer(t, "NOTIFY_SOCKET="+ns.path, tableflip.NotifyEnv+"=0")
-	s.mustUpgrade()
-	syscall.Kill(s.pid, syscall.SIGTERM)
-	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
-	proctest.WaitGone(t, s.pid)
+	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path, tableflip.NotifyEnv+"=0")
+	pid2 := upgradeRole(t, p, pid)
+	syscall.Kill(pid2, syscall.SIGTERM)
+	p.Expect(fmt.Sprintf("EXIT pid=%d", pid2))
+	proctest.WaitGone(t, pid)
+	proctest.WaitGone(t, pid2)
 	ns.none()
 }
 
-// activatedMain is a first generation as systemd would start it with socket
-// activation: it opens every URI of TFTEST_OPEN with tableflip.Open and
-// reports which socket it got, answers "pid=N uri=U" on each listener,
-// upgrades on SIGHUP and stops on SIGTERM. Its log goes to stdout, one line
-// per entry, starting with the level.
-func activatedMain() int {
+// systemdMain is a generation of a service as systemd would run it: it
+// opens every URI of TFTEST_OPEN with tableflip.Open (socket-activated or
+// not) and reports which socket it got, answers "pid=N uri=U" on each
+// listener, upgrades on SIGHUP (SIGUSR1: to a child that fails) and stops
+// on SIGTERM. Its signal handlers are in place before it is ready. Its log
+// goes to stdout, one line per entry, starting with the level.
+func systemdMain() int {
 	pid := os.Getpid()
+	if os.Getenv("TFTEST_FAIL") != "" {
+		upg, err := tableflip.New(tableflip.Options{})
+		if err != nil {
+			fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
+			return 1
+		}
+		fmt.Printf("STARTED pid=%d gen=%d failing\n", pid, upg.Generation())
+		upg.Fail(errors.New("config invalid: port 99999 out of range"))
+		return 1
+	}
 	enc := zapcore.NewConsoleEncoder(zapcore.EncoderConfig{
 		LevelKey: "L", MessageKey: "M", EncodeLevel: zapcore.CapitalLevelEncoder,
 	})
 	log := zap.New(zapcore.NewCore(enc, zapcore.Lock(os.Stdout), zap.InfoLevel))
-	upg, err := tableflip.New(tableflip.Options{Logger: log, KillGrace: 2 * time.Second})
+	var failNext atomic.Bool
+	upg, err := tableflip.New(tableflip.Options{
+		Logger:    log,
+		KillGrace: 2 * time.Second,
+		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+			if failNext.Load() {
+				def.Env = append(def.Env, "TFTEST_FAIL=1")
+			}
+			return def, nil
+		},
+	})
 	if err != nil {
 		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
 		return 1
@@ -288,7 +328,7 @@ func activatedMain() int {
 		}()
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM)
 	if err := upg.Ready(); err != nil {
 		fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
 		return 1
@@ -298,10 +338,14 @@ wait:
 	for {
 		select {
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			if sig == syscall.SIGHUP || sig == syscall.SIGUSR1 {
+				failNext.Store(sig == syscall.SIGUSR1)
 				go func() {
-					child, err := upg.Upgrade(ctx)
-					fmt.Printf("UPGRADED pid=%d child=%d err=%v\n", pid, child, err)
+					// Printed only when this generation lives on: after a
+					// success it may exit first.
+					if child, err := upg.Upgrade(ctx); err != nil {
+						fmt.Printf("UPGRADED pid=%d child=%d err=%v\n", pid, child, err)
+					}
 				}()
 				continue
 			}
@@ -446,7 +490,7 @@ func TestSocketActivationTwoSockets(t *testing.T) {
 	port := freePorts(t, 1)[0]
 	path := filepath.Join(t.TempDir(), "app.sock")
 	tcpURI, unixURI := fmt.Sprintf("tcp://:%d", port), "unix://"+path
-	p, inodes := startSocketActivated(t, "sdactivated", 2,
+	p, inodes := startSocketActivated(t, "systemd", 2,
 		"-l", strconv.Itoa(port), "-l", path, "-E", "TFTEST_OPEN="+unixURI+" "+tcpURI)
 	pid := p.Cmd.Process.Pid
 
@@ -491,7 +535,7 @@ func TestSocketActivationTwoSockets(t *testing.T) {
 func TestSocketActivationNames(t *testing.T) {
 	ports := freePorts(t, 3)
 	web, admin, spare := ports[0], ports[1], ports[2]
-	p, inodes := startSocketActivated(t, "sdactivated", 3,
+	p, inodes := startSocketActivated(t, "systemd", 3,
 		"-l", fmt.Sprintf("127.0.0.1:%d", web), "-l", fmt.Sprintf("127.0.0.1:%d", admin),
 		"-l", fmt.Sprintf("127.0.0.1:%d", spare), "--fdname=web:admin:spare",
 		"-E", "TFTEST_OPEN=tcp://admin tcp://web")
@@ -562,7 +606,7 @@ func TestSocketActivationListenPID(t *testing.T) {
 			// sh sets LISTEN_PID to its own pid ($$), which exec keeps.
 			cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=`+tt.listenPID+` exec "$@"`, "sh", exe, "-test.run=^$")
 			cmd.ExtraFiles = []*os.File{f} // fd 3
-			p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=sdactivated", "LISTEN_FDS=1", "LISTEN_FDNAMES=web",
+			p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=systemd", "LISTEN_FDS=1", "LISTEN_FDNAMES=web",
 				"TFTEST_OPEN=tcp://web")
 			f.Close()
 			pid := p.Cmd.Process.Pid

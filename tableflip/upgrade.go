@@ -64,10 +64,6 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	ctx, cancel := context.WithTimeoutCause(ctx, u.opts.UpgradeTimeout, errUpgradeTimeout)
 	defer cancel()
 
-	next, err := u.nextVersion(ctx)
-	if err != nil {
-		return upgradeResult{err: err}
-	}
 	h := &Handoff{generation: u.generation + 1}
 	defer func() {
 		for _, e := range h.extra {
@@ -82,6 +78,10 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 		}
 	}
 
+	next, err := u.nextVersion(ctx)
+	if err != nil {
+		return upgradeResult{err: err}
+	}
 	conn, childEnd, err := socketpair()
 	if err != nil {
 		return upgradeResult{err: err}
