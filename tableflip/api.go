@@ -17,8 +17,11 @@ type Fds interface {
 	// Inherit claims the file the parent passed under transport and key and
 	// returns a duplicate of it that the caller owns, with the metadata the
 	// parent attached. The upgrader keeps its own copy and passes it on to
-	// the next generation under the same name. It returns an error wrapping
-	// ErrNotInherited when there is no such file.
+	// the next generation under the same name (companion files excepted,
+	// see Handoff.AddFile). It returns an error wrapping ErrNotInherited
+	// when there is no such file. A transport that rejects the file it got
+	// (the wrong kind of socket for the key) must call Forget, so that the
+	// file is not passed on either.
 	Inherit(transport, key string) (f *os.File, meta []byte, err error)
 	// Pass hands c's file descriptor to every later generation under
 	// transport and key. The upgrader keeps a duplicate; the caller keeps c.
@@ -84,13 +87,15 @@ func (h *Handoff) Generation() int { return h.generation }
 
 // AddFile passes c's file descriptor to the child in this upgrade only
 // (a companion file such as one end of a forwarding socketpair). The handoff
-// keeps a duplicate that it closes when the upgrade has ended.
+// keeps a duplicate that it closes when the upgrade has ended. The child
+// claims it with Inherit like any other file, but does not pass it on: each
+// upgrade makes its own companions.
 func (h *Handoff) AddFile(transport, key string, c syscall.Conn, meta []byte) error {
 	fd, err := dupConn(c, transport+":"+key)
 	if err != nil {
 		return err
 	}
-	h.extra = append(h.extra, &entry{transport: transport, key: key, fd: fd, meta: meta})
+	h.extra = append(h.extra, &entry{transport: transport, key: key, fd: fd, meta: meta, companion: true})
 	return nil
 }
 

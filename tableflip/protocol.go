@@ -138,14 +138,24 @@ func decodeHello(f frame) (hello, error) {
 
 // record describes one passed file; the file itself travels as SCM_RIGHTS.
 type record struct {
+	flags     byte
 	transport string
 	key       string
 	meta      []byte
 }
 
-func recordLen(r record) int { return 1 + len(r.transport) + 2 + len(r.key) + 4 + len(r.meta) }
+// Record flags.
+const (
+	// flagCompanion marks a file passed for one upgrade only
+	// (Handoff.AddFile): the child's claim does not pass it on.
+	flagCompanion byte = 1 << 0
+	knownFlags         = flagCompanion
+)
+
+func recordLen(r record) int { return 1 + 1 + len(r.transport) + 2 + len(r.key) + 4 + len(r.meta) }
 
 func appendRecord(b []byte, r record) []byte {
+	b = append(b, r.flags)
 	b = append(b, byte(len(r.transport)))
 	b = append(b, r.transport...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(r.key)))
@@ -171,11 +181,15 @@ func decodeRecords(p []byte, n int) ([]record, error) {
 	recs := make([]record, 0, n)
 	for i := 0; i < n; i++ {
 		var r record
-		if len(p) < 1 {
+		if len(p) < 2 {
 			return nil, protoErr("files frame: record %d truncated", i)
 		}
-		tl := int(p[0])
-		p = p[1:]
+		r.flags = p[0]
+		if r.flags&^knownFlags != 0 {
+			return nil, protoErr("files frame: record %d: unknown flags %#x", i, r.flags)
+		}
+		tl := int(p[1])
+		p = p[2:]
 		if tl == 0 || len(p) < tl+2 {
 			return nil, protoErr("files frame: record %d: bad transport name", i)
 		}

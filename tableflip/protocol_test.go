@@ -81,6 +81,7 @@ func FuzzReadFrames(f *testing.F) {
 	f.Add(appendFrame(appendFrame(hello, frameState, 0, []byte("state")), frameEnd, 0, []byte{0, 0, 0, 0}), 0)
 	f.Add([]byte("TFLIP\x00\x02"), 0)
 	f.Add(appendFrame(nil, frameFiles, 250, nil), 250)
+	f.Add(appendFrame(hello, frameFiles, 1, appendRecord(nil, record{flags: flagCompanion, transport: "udp", key: "fwd"})), 1)
 	f.Fuzz(func(t *testing.T, data []byte, attached int) {
 		r := bytes.NewReader(data)
 		for {

@@ -117,6 +117,24 @@ func serverMain() int {
 		l.Close()
 	}
 
+	companion := "none"
+	if os.Getenv("TFTEST_COMPANION") != "" {
+		// Each upgrade hands the child a fresh pipe under one name; the
+		// child claims it, and must not pass it on.
+		if f, meta, err := upg.Inherit("comp", "k"); err == nil {
+			companion = string(meta)
+			f.Close()
+		}
+		upg.AddHooks(tableflip.Hooks{Prepare: func(ctx context.Context, h *tableflip.Handoff) error {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			defer w.Close()
+			return h.AddFile("comp", "k", w, []byte(fmt.Sprintf("from-gen-%d", upg.Generation())))
+		}})
+	}
 	state, err := io.ReadAll(upg.LoadState())
 	if err != nil {
 		fmt.Printf("ERR pid=%d read state: %v\n", pid, err)
@@ -192,8 +210,8 @@ func serverMain() int {
 		fmt.Printf("READYERR pid=%d err=%v\n", pid, err)
 		return 1
 	}
-	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v\n",
-		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent())
+	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v companion=%s\n",
+		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent(), companion)
 
 	exiting := false
 	select {

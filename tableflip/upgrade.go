@@ -109,11 +109,10 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	stop := context.AfterFunc(ctx, func() { conn.c.SetDeadline(time.Unix(1, 0)) })
 	reason, err := u.handoff(ctx, c, h)
 	interrupted := !stop()
-	if err == nil && reason == "" && !interrupted {
+	if err == nil && reason == "" {
+		// Ready, even if the deadline fired at that instant: the child
+		// has become the service and must not be killed now.
 		return upgradeResult{pid: cmd.Process.Pid, child: c}
-	}
-	if err == nil && interrupted {
-		err = context.Cause(ctx)
 	}
 	if !interrupted {
 		if reason == "" {
@@ -222,6 +221,9 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 	}
 	for _, e := range all {
 		r := record{transport: e.transport, key: e.key, meta: e.meta}
+		if e.companion {
+			r.flags |= flagCompanion
+		}
 		if err := checkRecord(r); err != nil {
 			return 0, err
 		}

@@ -18,6 +18,7 @@ import (
 // *os.File: wrapping 10,000 inherited sockets in files would register each
 // with the poller and cost several system calls apiece for nothing.
 type entry struct {
+	companion bool // passed for one upgrade only
 	transport string
 	key       string
 	fd        int
@@ -185,7 +186,7 @@ func (u *Upgrader) inherit(env string) error {
 					err = protoErr("file %s:%s passed twice", r.transport, r.key)
 					break
 				}
-				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta}
+				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
 				fds[i] = -1
 			}
 		}
@@ -335,7 +336,12 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 	}
 	f := os.NewFile(uintptr(fd), transport+":"+key)
 	delete(u.inherited, name)
-	u.passing[name] = e
+	if e.companion {
+		// Passed for one upgrade only: the caller's copy is the only one.
+		e.close()
+	} else {
+		u.passing[name] = e
+	}
 	return f, e.meta, nil
 }
 

@@ -396,3 +396,16 @@ func TestNoFdLeakedBy50Upgrades(t *testing.T) {
 		t.Fatalf("open fds: %s in the first generation, %s after 50 upgrades:\nbefore: %s\nafter:  %s", before, after, list, s.get("/fds?list=1"))
 	}
 }
+
+// A companion file (Handoff.AddFile) reaches the child of that upgrade
+// only: a claimed companion is not passed on, so the next upgrade's fresh
+// one under the same name is no duplicate.
+func TestCompanionFilesAreNotPassedOn(t *testing.T) {
+	s := startServer(t, "TFTEST_COMPANION=1")
+	for gen := 1; gen <= 3; gen++ {
+		line := s.mustUpgrade()
+		if got, want := field(line, "companion"), fmt.Sprintf("from-gen-%d", gen); got != want {
+			t.Fatalf("generation %d got companion %q, want %q", gen+1, got, want)
+		}
+	}
+}

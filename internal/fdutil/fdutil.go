@@ -18,6 +18,24 @@ type SocketInfo struct {
 	Listening bool // SO_ACCEPTCONN
 }
 
+// String names the socket the way an error message needs it: "listening
+// unix stream socket", "udp socket".
+func (s SocketInfo) String() string {
+	fam := map[int]string{afInet: "ipv4", afInet6: "ipv6", afUnix: "unix"}[s.Family]
+	typ := map[int]string{sockStream: "stream", sockDgram: "datagram", sockSeqpacket: "seqpacket"}[s.Type]
+	if fam == "" {
+		fam = fmt.Sprintf("family-%d", s.Family)
+	}
+	if typ == "" {
+		typ = fmt.Sprintf("type-%d", s.Type)
+	}
+	str := fam + " " + typ + " socket"
+	if s.Listening {
+		str = "listening " + str
+	}
+	return str
+}
+
 // Inspect reports what kind of socket c is.
 func Inspect(c syscall.Conn) (SocketInfo, error) {
 	rc, err := c.SyscallConn()

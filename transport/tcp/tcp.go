@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 
 	"github.com/tableflip-go/tableflip/internal/fdutil"
 	"github.com/tableflip-go/tableflip/tableflip"
@@ -45,11 +46,17 @@ func (lc *ListenConfig) Listen(ctx context.Context, fds tableflip.Fds, network, 
 	case err == nil:
 		defer f.Close()
 		ln, err := net.FileListener(f)
-		if err != nil {
-			return nil, fmt.Errorf("tcp: inherited %s %s: %w", network, address, err)
+		if err == nil {
+			err = checkListener(ln)
+			if err != nil {
+				ln.Close()
+			}
+		} else {
+			err = describe(f, err)
 		}
-		if err := checkListener(ln); err != nil {
-			ln.Close()
+		if err != nil {
+			// Not passed on either: no generation can use it as this key.
+			fds.Forget(network, address)
 			return nil, fmt.Errorf("tcp: inherited %s %s: %w", network, address, err)
 		}
 		return ln, nil
@@ -87,6 +94,15 @@ func checkListener(ln net.Listener) error {
 		return fmt.Errorf("the socket is not listening")
 	}
 	return nil
+}
+
+// describe says what f is when it is not a TCP listener.
+func describe(f *os.File, err error) error {
+	info, ierr := fdutil.Inspect(f)
+	if ierr != nil {
+		return fmt.Errorf("the file is not a socket: %w", ierr)
+	}
+	return fmt.Errorf("not a TCP listener (%s): %w", info, err)
 }
 
 type transport string
