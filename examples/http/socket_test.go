@@ -1,0 +1,172 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/tableflip-go/tableflip/internal/loadtest"
+)
+
+// TestUnixSocketUnderLoadThroughUpgrades serves HTTP on -socket PATH
+// through 20 upgrades under load: no request fails, a checker that stats
+// the path in a tight loop never finds it missing (or replaced by another
+// file), every generation holds the one listening socket, and after
+// SIGTERM the path is gone.
+func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "http.sock")
+	srv := startServer(t, "-socket", path)
+	ln := listener(t, srv)
+	if ln.Network != "unix" || ln.Addr != path {
+		t.Fatalf("the server listens on %s %s, want unix %s", ln.Network, ln.Addr, path)
+	}
+	fileIno := inode(t, path)
+
+	var checks, missing, replaced atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var st syscall.Stat_t
+			checks.Add(1)
+			if err := syscall.Lstat(path, &st); err != nil {
+				missing.Add(1)
+			} else if st.Ino != fileIno {
+				replaced.Add(1)
+			}
+		}
+	}()
+	stopChecker := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-done
+	}
+	defer stopChecker()
+
+	var loads []*loadtest.Load
+	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
+		l, err := loadtest.Start(loadtest.Config{
+			Target:  loadtest.Target{URL: "http://unix/", UnixSocket: path},
+			Mode:    mode,
+			Clients: 4,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Stop()
+		loads = append(loads, l)
+	}
+	upgradeUnderLoad(t, srv, ln, upgrades, loads...)
+	for _, l := range loads {
+		s := l.Stop()
+		t.Log(s)
+		checkStats(t, s, srv)
+	}
+	stopChecker()
+	t.Logf("checker: %d stats of %s, %d found it missing, %d found another file", checks.Load(), path, missing.Load(), replaced.Load())
+	if missing.Load() != 0 || replaced.Load() != 0 {
+		t.Errorf("the socket path was missing in %d and another file in %d of %d stats", missing.Load(), replaced.Load(), checks.Load())
+	}
+	if checks.Load() < 1000 {
+		t.Errorf("the checker ran only %d times", checks.Load())
+	}
+
+	stopServer(t, srv)
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after SIGTERM: lstat %s: %v, want it gone", path, err)
+	}
+}
+
+// TestUnixSocketStaleAfterSIGKILL: a server killed with SIGKILL leaves its
+// socket file behind; the next start replaces it and serves.
+func TestUnixSocketStaleAfterSIGKILL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "http.sock")
+	srv := startServer(t, "-socket", path)
+	exit, err := srv.Signal(context.Background(), syscall.SIGKILL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Signal != syscall.SIGKILL {
+		t.Fatalf("SIGKILL: %v", exit)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Type() != fs.ModeSocket {
+		t.Fatalf("after SIGKILL: %v %v, want the stale socket file", fi, err)
+	}
+	if c, err := net.Dial("unix", path); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial the stale socket: %v, want ECONNREFUSED", err)
+	}
+	staleIno := inode(t, path)
+	// A second name keeps the stale inode allocated, so the new file
+	// cannot reuse its number.
+	if err := os.Link(path, path+".stale"); err != nil {
+		t.Fatal(err)
+	}
+
+	srv2 := startServer(t, "-socket", path)
+	if got := inode(t, path); got == staleIno {
+		t.Errorf("the socket file is still the stale one (inode %d)", got)
+	}
+	if pid := getPID(t, path); pid != srv2.PID() {
+		t.Errorf("GET / answered by pid %d, want %d", pid, srv2.PID())
+	}
+	stopServer(t, srv2)
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after SIGTERM: lstat %s: %v, want it gone", path, err)
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func getPID(t *testing.T, path string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
+	defer cancel()
+	c := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://unix/", nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	pid, ok := loadtest.ParsePID(body)
+	if resp.StatusCode != http.StatusOK || !ok {
+		t.Fatalf("GET /: %s %q", resp.Status, body)
+	}
+	return pid
+}
