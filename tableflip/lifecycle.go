@@ -94,17 +94,14 @@ func (u *Upgrader) run() {
 			if upgrading != nil {
 				inflight.cancel()
 				r := <-upgrading
-				r.err = fmt.Errorf("%w during the upgrade: %w", ErrStopped, r.err)
-				if r.child != nil {
-					// It became ready just as we stopped: it must not
-					// serve alongside a generation that is going away
-					// without handing over.
-					r.child.kill(u.opts.KillGrace)
-					r.child = nil
-					r.pid = 0
+				if r.err != nil {
+					// The child was killed and reaped.
+					r.err = fmt.Errorf("%w during the upgrade: %w", ErrStopped, r.err)
 				}
+				// A child acknowledged just before the cancel is the
+				// service now: this Stop is then not the final one.
 				u.finishUpgrade(r, started)
-				upgradeReply <- upgradeResult{err: r.err}
+				upgradeReply <- upgradeResult{pid: r.pid, err: r.err}
 			}
 			u.shutdown()
 			return
@@ -171,6 +168,14 @@ func (u *Upgrader) becomeReady() error {
 			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
 			return err
 		}
+		// Wait for the parent to commit: until it acknowledges, it may
+		// still give up on us (its timeout, its Stop), and this
+		// generation must not have started work that the parent, serving
+		// on, would do too.
+		if err := u.awaitAck(); err != nil {
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return err
+		}
 		u.wg.Add(1)
 		go u.watchParent()
 	}
@@ -179,6 +184,21 @@ func (u *Upgrader) becomeReady() error {
 		if h.Ready != nil {
 			h.Ready()
 		}
+	}
+	return nil
+}
+
+func (u *Upgrader) awaitAck() error {
+	f, _, err := u.parent.readFrame()
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("tableflip: parent %d closed the handoff instead of acknowledging our ready", u.parentPid)
+	case err != nil:
+		return fmt.Errorf("tableflip: wait for parent %d to acknowledge ready: %w", u.parentPid, err)
+	case f.typ == frameFail:
+		return fmt.Errorf("tableflip: parent %d gave up on us: %s", u.parentPid, f.payload)
+	case f.typ != frameAck:
+		return protoErr("parent sent frame %q, want ack", f.typ)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ const (
 	frameState byte = 'S' // parent->child: a chunk of application state
 	frameEnd   byte = 'E' // parent->child: total file count; nothing follows
 	frameReady byte = 'R' // child->parent: ready
+	frameAck   byte = 'A' // parent->child: committed, the child is the service now
 	frameFail  byte = 'X' // either way: failed, payload is the reason
 )
 

@@ -108,12 +108,19 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	// A done context interrupts whatever read or write is blocked.
 	stop := context.AfterFunc(ctx, func() { conn.c.SetDeadline(time.Unix(1, 0)) })
 	reason, err := u.handoff(ctx, c, h)
-	interrupted := !stop()
 	if err == nil && reason == "" {
-		// Ready, even if the deadline fired at that instant: the child
-		// has become the service and must not be killed now.
-		return upgradeResult{pid: cmd.Process.Pid, child: c}
+		// The child is ready. Commit, unless we gave up meanwhile (the
+		// timeout, the caller's context, Stop): once acknowledged, the
+		// child is the service, and it does no work before that.
+		if err = context.Cause(ctx); err == nil {
+			err = conn.writeFrame(frameAck, nil, nil)
+		}
+		if err == nil {
+			stop()
+			return upgradeResult{pid: cmd.Process.Pid, child: c}
+		}
 	}
+	interrupted := !stop()
 	if !interrupted {
 		if reason == "" {
 			// Tell the child why, if it still listens.

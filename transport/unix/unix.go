@@ -326,7 +326,24 @@ func (m *socketMeta) unlinkAtFinalStop(fds tableflip.Fds, network, path string) 
 
 type transport string
 
+var _ tableflip.Unclaimer = transport("unix")
+
 func (t transport) Name() string { return string(t) }
+
+// Unclaimed removes the socket file of a path the new configuration no
+// longer names: no generation will listen on it again. As at the final
+// stop, only if it is still the file the first generation created.
+func (t transport) Unclaimed(key string, meta []byte) {
+	if isAbstract(key) {
+		return
+	}
+	m, err := decodeMeta(meta)
+	if err != nil {
+		return
+	}
+	m.path = key
+	m.removeFile()
+}
 
 // Open opens a listener for "unix" and "unixpacket", a packet conn for
 // "unixgram", with the zero ListenConfig.

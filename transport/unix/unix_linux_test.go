@@ -847,3 +847,19 @@ func TestControl(t *testing.T) {
 	}
 	mustBeGone(t, path)
 }
+
+// TestPathDroppedByConfigIsRemoved: when the next generation's
+// configuration no longer names a socket path, the inherited socket nobody
+// claims is closed at Ready and its file removed; the new path is served.
+func TestPathDroppedByConfigIsRemoved(t *testing.T) {
+	dir := shortDir(t)
+	oldPath, newPath := filepath.Join(dir, "old.sock"), filepath.Join(dir, "new.sock")
+	g := start(t, "unix", oldPath, "TFTEST_NEXT_PATH="+newPath)
+	g.upgrade()
+	mustBeGone(t, oldPath)
+	if got, want := httpGet(t, "unix", newPath), fmt.Sprintf("pid=%d", g.pid); got != want {
+		t.Errorf("answer on the new path %q, want %q", got, want)
+	}
+	g.stop()
+	mustBeGone(t, newPath)
+}
