@@ -1,0 +1,109 @@
+package fxmodule
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/tableflip-go/tableflip/tableflip/drain"
+)
+
+// ServeHTTP serves the *http.Server that newServer constructs on the
+// listener named listener (see Listener), and drains it without losing a
+// request when this generation stops (see package tableflip/drain):
+//
+//	fxmodule.Listener("http", "tcp://:8080"),
+//	fxmodule.ServeHTTP("http", func(h http.Handler) *http.Server {
+//		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+//	}),
+//
+// newServer is a constructor as for fx.Provide: it may take parameters
+// from the graph and return an error as well. Its *http.Server is kept to
+// ServeHTTP (it is provided under a name of its own), so an app may serve
+// several. The server's Addr is ignored.
+//
+// The server starts serving in an OnStart hook, before this generation is
+// ready. Ready's OnStop hook drains it together with every other Drainer;
+// if the app stops before it was ready, the server's own OnStop hook
+// drains it. If serving fails, the app shuts down with exit code 1.
+func ServeHTTP(listener string, newServer any) fx.Option {
+	serverTag := nameTag("tableflip.http:" + listener)
+	return fx.Options(
+		fx.Provide(fx.Annotate(newServer, fx.ResultTags(serverTag))),
+		fx.Provide(fx.Annotate(
+			func(srv *http.Server, ln net.Listener, lc fx.Lifecycle, sd fx.Shutdowner, a *app) Drainer {
+				h := newHTTPServer(srv, ln, listener, sd, a.log)
+				lc.Append(fx.Hook{OnStart: h.start, OnStop: h.stop})
+				return h
+			},
+			fx.ParamTags(serverTag, nameTag(listener)),
+			fx.ResultTags(`group:"`+DrainerGroup+`"`),
+		)),
+	)
+}
+
+// httpServer is one ServeHTTP server: a drain.Server and its listener.
+type httpServer struct {
+	ds       *drain.Server
+	ln       net.Listener
+	name     string
+	sd       fx.Shutdowner
+	log      *zap.Logger
+	served   chan struct{}
+	draining atomic.Bool
+}
+
+func newHTTPServer(srv *http.Server, ln net.Listener, name string, sd fx.Shutdowner, log *zap.Logger) *httpServer {
+	log = log.With(zap.String("listener", name), zap.Stringer("addr", ln.Addr()))
+	return &httpServer{
+		ds:     drain.New(srv, drain.Options{Logger: newSlogLogger(log)}),
+		ln:     ln,
+		name:   name,
+		sd:     sd,
+		log:    log,
+		served: make(chan struct{}),
+	}
+}
+
+func (h *httpServer) start(context.Context) error {
+	go func() {
+		defer close(h.served)
+		if err := h.ds.Serve(h.ln); err != nil {
+			h.log.Error("http server failed, shutting the app down", zap.Error(err))
+			h.sd.Shutdown(fx.ExitCode(1))
+		}
+	}()
+	return nil
+}
+
+// Drain drains the server; Ready's OnStop hook calls it.
+func (h *httpServer) Drain(ctx context.Context) error {
+	h.draining.Store(true)
+	if err := h.ds.Drain(ctx); err != nil {
+		return fmt.Errorf("http server on %q: %w", h.name, err)
+	}
+	return nil
+}
+
+// stop drains the server if Ready's OnStop did not (the app failed to
+// start), and waits for Serve to return.
+func (h *httpServer) stop(ctx context.Context) error {
+	var err error
+	if !h.draining.Load() {
+		err = h.Drain(ctx)
+	}
+	select {
+	case <-h.served:
+	case <-ctx.Done():
+		return fmt.Errorf("fxmodule: http server on %q still serving: %w", h.name, ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("fxmodule: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package fxmodule_test
+
+import "syscall"
+
+var sigusr2 = syscall.SIGHUP
