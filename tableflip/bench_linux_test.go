@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"testing"
@@ -28,12 +29,18 @@ func benchChildMain() int {
 	}
 	defer upg.Stop()
 	t1 := time.Now()
-	defer func() {
-		if os.Getenv("TFTEST_BENCH_TRACE") != "" {
-			fmt.Fprintf(os.Stderr, "child: new %v claim+ready %v\n", t1.Sub(t0), time.Since(t1))
+	if p := os.Getenv("TFTEST_BENCH_PROFILE"); p != "" {
+		// A CPU profile of the claims: TFTEST_BENCH_PROFILE=file.
+		if f, err := os.Create(fmt.Sprintf("%s.%d", p, os.Getpid())); err == nil {
+			pprof.StartCPUProfile(f)
+			defer f.Close()
+			defer pprof.StopCPUProfile()
 		}
-	}()
+	}
 	n, _ := strconv.Atoi(os.Getenv("TFTEST_BENCH_FDS"))
+	if os.Getenv("TFTEST_BENCH_CLAIM") == "" {
+		n = 0 // Ready closes them all
+	}
 	for i := 0; i < n; i++ {
 		ln, err := tcp.Listen(context.Background(), upg, "tcp", extraAddr(i))
 		if err != nil {
@@ -44,8 +51,14 @@ func benchChildMain() int {
 		// Closing ours keeps 10,000 within an open file limit of 20,000.
 		ln.Close()
 	}
+	t2 := time.Now()
 	if err := upg.Ready(); err != nil {
 		return 1
+	}
+	if os.Getenv("TFTEST_BENCH_TRACE") != "" {
+		// Where a child's time goes: go test -bench . -args with
+		// TFTEST_BENCH_TRACE=1 in the environment.
+		fmt.Fprintf(os.Stderr, "child: New %v, claim %v, Ready %v\n", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -96,20 +109,30 @@ func spawnBaseline(b *testing.B) time.Duration {
 }
 
 // BenchmarkUpgrade measures one upgrade, from the Upgrade call until the
-// child is ready, with 1, 100 and 10,000 inherited TCP listeners that the
-// child claims. It reports the ratio to a bare process start of the same
-// binary (x-start) and the cost per inherited fd beyond that start (ns/fd).
+// child is ready, with 1, 100 and 10,000 inherited TCP listeners, which the
+// child claims (tcp.Listen) or leaves unclaimed. It reports the ratio to a
+// bare process start of the same binary (x-start) and the cost per
+// inherited fd beyond that start (ns/fd).
 func BenchmarkUpgrade(b *testing.B) {
 	base := spawnBaseline(b)
 	b.Logf("baseline process start: %v", base)
-	for _, n := range []int{1, 100, 10000} {
-		b.Run(fmt.Sprintf("fds=%d", n), func(b *testing.B) {
-			benchUpgrade(b, n, base)
-		})
+	for _, claim := range []bool{true, false} {
+		for _, n := range []int{1, 100, 10000} {
+			name := fmt.Sprintf("fds=%d/claimed", n)
+			if !claim {
+				name = fmt.Sprintf("fds=%d/unclaimed", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				benchUpgrade(b, n, claim, base)
+			})
+		}
 	}
 }
 
-func benchUpgrade(b *testing.B, n int, base time.Duration) {
+// benchUpgrade: with claim, the child turns every inherited file into a
+// listener with tcp.Listen, as a service would; without, it claims none and
+// Ready closes them, which measures the handoff alone.
+func benchUpgrade(b *testing.B, n int, claim bool, base time.Duration) {
 	exe, _ := os.Executable()
 	var total time.Duration
 	b.ResetTimer()
@@ -119,6 +142,9 @@ func benchUpgrade(b *testing.B, n int, base time.Duration) {
 			Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
 				def.Path, def.Args = exe, []string{exe, "-test.run=^$"}
 				def.Env = append(def.Env, "TFTEST_ROLE=bench-child", "TFTEST_BENCH_FDS="+strconv.Itoa(n))
+				if claim {
+					def.Env = append(def.Env, "TFTEST_BENCH_CLAIM=1")
+				}
 				return def, nil
 			},
 		})

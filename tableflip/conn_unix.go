@@ -172,9 +172,10 @@ func socketpair() (*handoffConn, *os.File, error) {
 }
 
 // dupConn duplicates c's descriptor, close-on-exec, into one the caller
-// owns. The duplicate is made inside RawConn.Control: unlike (*os.File).Fd,
-// that leaves the socket non-blocking (O_NONBLOCK belongs to the open file
-// description, which every generation shares).
+// owns. The duplicate is made inside RawConn.Control, not through
+// (*os.File).Fd, which may switch the descriptor to blocking mode; and
+// O_NONBLOCK belongs to the open file description, which every generation
+// shares.
 func dupConn(c syscall.Conn, name string) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
