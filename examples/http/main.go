@@ -1,0 +1,142 @@
+// Command http is an HTTP server that upgrades itself without failing a
+// request: send it SIGHUP and the next generation (the binary on disk now)
+// takes over the listening socket while this one drains. SIGTERM stops it.
+//
+//	go build -o http-example ./examples/http
+//	./http-example -addr 127.0.0.1:8080 -pidfile http.pid &
+//	curl 127.0.0.1:8080       # pid=4242 generation=1
+//	kill -HUP $(cat http.pid)
+//	curl 127.0.0.1:8080       # pid=4250 generation=2
+//	kill -TERM $(cat http.pid)
+//
+// Its flags and its answer are a stable contract that tests and the demo
+// (examples/demo) rely on: -addr, -pidfile, -socket, and "pid=<pid>" in
+// the body of GET /.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tableflip-go/tableflip/tableflip"
+	"github.com/tableflip-go/tableflip/tableflip/drain"
+	"github.com/tableflip-go/tableflip/transport/tcp"
+	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
+	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
+	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
+	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
+	flag.Parse()
+
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if err := run(log, *addr, *socket, *pidFile); err != nil {
+		log.Error("exit", zap.Error(err))
+		os.Exit(1)
+	}
+}
+
+func run(log *zap.Logger, addr, socket, pidFile string) error {
+	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer upg.Stop()
+
+	// The listener is inherited from the previous generation, or created.
+	ln, err := listen(upg, addr, socket)
+	if err != nil {
+		return err
+	}
+	pid, gen := os.Getpid(), upg.Generation()
+	srv := drain.New(&http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}, drain.Options{})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	// Handle signals before Ready: from then on, anyone may send them.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+
+	// Serving: tell the previous generation to drain and exit.
+	if err := upg.Ready(); err != nil {
+		return err
+	}
+wait:
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				go upgrade(log, upg)
+				continue
+			}
+			upg.Stop() // stopping for good; ends an upgrade in flight
+			break wait
+		case <-upg.Exit(): // the next generation is ready
+			break wait
+		case err := <-served:
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+
+	// Answer every request already sent to this generation, then exit.
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Drain(ctx); err != nil {
+		return err
+	}
+	log.Info("drained", zap.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// upgrade starts the next generation; on failure this one keeps serving.
+func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
+	if _, err := upg.Upgrade(context.Background()); err != nil {
+		log.Error("upgrade failed, still serving", zap.Error(err))
+	}
+}
+
+func listen(upg *tableflip.Upgrader, addr, socket string) (net.Listener, error) {
+	if socket != "" {
+		return tableflip.Listen(context.Background(), upg, "unix://"+socket)
+	}
+	return tcp.Listen(context.Background(), upg, "tcp", addr)
+}
+
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true // errors carry their own story
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("http: -log must be console, json or off")
+	}
+	return cfg.Build()
+}

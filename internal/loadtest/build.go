@@ -1,0 +1,59 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// GoCommand returns the go command to build with: the one of the toolchain
+// running this program when it can be found ($GOROOT/bin/go, which `go run`
+// and `go test` point at), else "go" from PATH.
+func GoCommand() string {
+	exe := "go"
+	if runtime.GOOS == "windows" {
+		exe = "go.exe"
+	}
+	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
+		if root == "" {
+			continue
+		}
+		p := filepath.Join(root, "bin", exe)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
+// Build runs `go build -o DIR/NAME FLAGS... PKG` in the current directory
+// and returns the binary's path. pkg is an import path or a relative
+// directory ("."); NAME is the last element of pkg. go's output is in the
+// error when the build fails.
+func Build(ctx context.Context, dir, pkg string, flags ...string) (string, error) {
+	name := filepath.Base(pkg)
+	if name == "." || name == string(filepath.Separator) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", fmt.Errorf("loadtest: build %s: %w", pkg, err)
+		}
+		name = filepath.Base(wd)
+	}
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	out := filepath.Join(dir, name)
+	args := append([]string{"build", "-o", out}, flags...)
+	args = append(args, pkg)
+	cmd := exec.CommandContext(ctx, GoCommand(), args...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("loadtest: go build %s: %w\n%s", pkg, err, b)
+	}
+	return out, nil
+}
