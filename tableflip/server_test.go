@@ -210,8 +210,9 @@ func serverMain() int {
 		fmt.Printf("READYERR pid=%d err=%v\n", pid, err)
 		return 1
 	}
-	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v companion=%s\n",
-		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent(), companion)
+	exe, _ := os.Readlink("/proc/self/exe")
+	fmt.Printf("READY pid=%d gen=%d addr=%s extra=%x state=%s parent=%v companion=%s exe=%s\n",
+		pid, upg.Generation(), ln.Addr(), h.Sum(nil)[:8], stateReport, upg.HasParent(), companion, strings.ReplaceAll(exe, " ", "_"))
 
 	exiting := false
 	select {

@@ -282,7 +282,7 @@ func (w *stateWriter) flush() error {
 // current executable, looked up again now so that a binary replaced on disk
 // is the one that starts.
 func (u *Upgrader) nextVersion(ctx context.Context) (NextVersion, error) {
-	def := NextVersion{Path: executablePath(), Args: os.Args, Env: childEnv(os.Environ())}
+	def := NextVersion{Path: executablePath(u.exe), Args: os.Args, Env: childEnv(os.Environ())}
 	if u.opts.Next == nil {
 		return def, nil
 	}
@@ -300,23 +300,25 @@ func (u *Upgrader) nextVersion(ctx context.Context) (NextVersion, error) {
 	return next, nil
 }
 
-// executablePath is the path of the running binary. When it no longer
-// exists (`go run` removes its build directory once the first generation
-// exits), Linux can still exec the running image through /proc/self/exe.
-func executablePath() string {
-	p, err := os.Executable()
-	if err == nil {
-		if _, serr := os.Stat(p); serr == nil {
-			return p
+// executablePath is the next version's binary: whatever is at the path this
+// process was started from, now. That is the binary a deploy put there,
+// whether it renamed the new file over the old one or moved the old one
+// aside first. When nothing is there any more (`go run` removes its build
+// directory once the first generation exits), Linux can still exec the
+// running image through /proc/self/exe.
+func executablePath(started string) string {
+	if started != "" {
+		if _, err := os.Stat(started); err == nil {
+			return started
 		}
 	}
 	if runtime.GOOS == "linux" {
 		return "/proc/self/exe"
 	}
-	if err != nil {
-		return os.Args[0]
+	if started != "" {
+		return started
 	}
-	return p
+	return os.Args[0]
 }
 
 // childEnv drops the variables that describe this process's own start: the

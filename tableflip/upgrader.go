@@ -62,6 +62,10 @@ type Upgrader struct {
 
 	// child is the successor after a successful upgrade.
 	child *childProc
+	// exe is the path this process was started from, resolved in New:
+	// later, after a deploy moved the running binary aside, os.Executable
+	// would name the moved file.
+	exe string
 }
 
 type upgradeRequest struct {
@@ -105,6 +109,7 @@ func New(opts Options) (*Upgrader, error) {
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
+	u.exe, _ = os.Executable()
 	if v, ok := os.LookupEnv(handoffEnv); ok {
 		// Remove it first, so nothing this process spawns believes it is
 		// a tableflip child, whatever happens next.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -408,4 +409,92 @@ func TestCompanionFilesAreNotPassedOn(t *testing.T) {
 			t.Fatalf("generation %d got companion %q, want %q", gen+1, got, want)
 		}
 	}
+}
+
+// copyTestBinary copies the test binary to path, so a test can replace or
+// remove "the binary on disk" of a server started from there.
+func copyTestBinary(t *testing.T, path string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startServerFrom(t *testing.T, exe string, env ...string) *server {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^$")
+	p := proctest.StartCommand(t, cmd, append([]string{proctest.RoleEnv + "=server"}, env...)...)
+	s := &server{t: t, p: p}
+	s.ready(p.Expect("READY "))
+	return s
+}
+
+// The next version is whatever is at the path the service was started
+// from when the upgrade begins: a deploy that renames the new binary over
+// the old one, and one that moves the old one aside first, both start the
+// new binary.
+func TestNextVersionIsTheBinaryOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	copyTestBinary(t, app)
+	s := startServerFrom(t, app)
+
+	// Deploy 1: write the new binary beside it and rename it over.
+	copyTestBinary(t, app+".new")
+	before := inode(t, app)
+	if err := os.Rename(app+".new", app); err != nil {
+		t.Fatal(err)
+	}
+	line := s.mustUpgrade()
+	if got := field(line, "exe"); got != app {
+		t.Fatalf("after rename-over the child runs %q, want %q", got, app)
+	}
+	if inode(t, app) == before {
+		t.Fatal("test setup: the binary was not replaced")
+	}
+
+	// Deploy 2: move the running binary aside, then put the new one in.
+	if err := os.Rename(app, app+".old"); err != nil {
+		t.Fatal(err)
+	}
+	copyTestBinary(t, app)
+	line = s.mustUpgrade()
+	if got := field(line, "exe"); got != app {
+		t.Fatalf("after move-aside the child runs %q, want %q (not the old binary)", got, app)
+	}
+}
+
+// When the binary is gone from disk, as after `go run` removed its build
+// directory, Linux still upgrades to the running image.
+func TestUpgradeWithBinaryDeleted(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	copyTestBinary(t, app)
+	s := startServerFrom(t, app)
+	if err := os.Remove(app); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		line := s.mustUpgrade()
+		if got := field(line, "exe"); !strings.HasPrefix(got, app) {
+			t.Fatalf("upgrade %d runs %q", i, got)
+		}
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
 }

@@ -51,7 +51,9 @@ func Start(t testing.TB, role string, env ...string) *Proc {
 // StartCommand runs cmd, whose generations print event lines on stdout.
 func StartCommand(t testing.TB, cmd *exec.Cmd, env ...string) *Proc {
 	t.Helper()
-	cmd.Env = append(os.Environ(), env...)
+	// A binary built with -race sleeps a second at exit by default; a
+	// race it finds still makes it exit 66.
+	cmd.Env = append(append(os.Environ(), "GORACE=atexit_sleep_ms=0"), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
