@@ -154,12 +154,10 @@ func (r *fdReader) parse(oob []byte) error {
 // socketpair returns the parent's end as a connection and the child's end
 // as a file to place in the child's fd table.
 func socketpair() (*handoffConn, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	fds, err := socketpairCloexec()
 	if err != nil {
 		return nil, nil, fmt.Errorf("tableflip: socketpair: %w", err)
 	}
-	unix.CloseOnExec(fds[0])
-	unix.CloseOnExec(fds[1])
 	pf := os.NewFile(uintptr(fds[0]), "handoff-parent")
 	cf := os.NewFile(uintptr(fds[1]), "handoff-child")
 	c, err := net.FileConn(pf)
