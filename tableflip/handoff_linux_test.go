@@ -155,3 +155,20 @@ func TestStrayHandoffVariable(t *testing.T) {
 		p.Wait()
 	}
 }
+
+// A child that runs out of file descriptors while receiving the handoff
+// fails with an error that names the limit; the parent keeps serving.
+func TestChildHitsEMFILE(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/prlimit"); err != nil {
+		t.Fatalf("this test needs prlimit (Debian's util-linux): %v", err)
+	}
+	s := startServer(t, "TFTEST_LISTENERS=100")
+	answer, _ := s.upgrade("emfile")
+	if !strings.HasPrefix(answer, "childerr ") || !strings.Contains(answer, "open file limit") {
+		t.Fatalf("answer %q, want a ChildError that names the open file limit", answer)
+	}
+	if got := s.get("/"); !strings.HasPrefix(got, fmt.Sprintf("pid=%d ", s.pid)) {
+		t.Fatalf("the parent stopped serving: %q", got)
+	}
+	s.mustUpgrade()
+}

@@ -54,6 +54,12 @@ func serverMain() int {
 			if fake, ok := strings.CutPrefix(nextMode.m, "fake-"); ok {
 				def.Env = append(def.Env, "TFTEST_ROLE=fakechild", "TFTEST_FAKE="+fake)
 			}
+			if nextMode.m == "emfile" {
+				// The child may hold only a few files: receiving the
+				// handoff hits EMFILE.
+				def.Args = append([]string{"prlimit", "--nofile=40", def.Path}, def.Args[1:]...)
+				def.Path = "/usr/bin/prlimit"
+			}
 			if nextMode.m == "missing-binary" {
 				def.Path = "/nonexistent/tableflip-next"
 			}

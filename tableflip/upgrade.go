@@ -162,26 +162,14 @@ func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (strin
 		hc.writeFrame(frameFail, []byte(err.Error()), nil)
 		return "", err
 	}
-	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: u.generation}), nil); err != nil {
-		return "", err
-	}
-	total, err := u.sendFiles(hc, h)
-	if err != nil {
-		return "", err
-	}
-	if u.opts.SaveState != nil {
-		w := &stateWriter{hc: hc}
-		err := u.opts.SaveState(ctx, w)
-		if err == nil {
-			err = w.flush()
+	if err := u.send(ctx, hc, h); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			// The child gave up and went away while we wrote: its
+			// reason, if it gave one, is waiting to be read.
+			if f, _, rerr := hc.readFrame(); rerr == nil && f.typ == frameFail {
+				return string(f.payload), nil
+			}
 		}
-		if err != nil {
-			err = fmt.Errorf("tableflip: save state: %w", err)
-			hc.writeFrame(frameFail, []byte(err.Error()), nil)
-			return "", err
-		}
-	}
-	if err := hc.writeEnd(total); err != nil {
 		return "", err
 	}
 	f, _, err = hc.readFrame()
@@ -196,6 +184,30 @@ func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (strin
 		return string(f.payload), nil
 	}
 	return "", protoErr("child sent frame %q, want ready or fail", f.typ)
+}
+
+// send writes everything the child gets: hello, files, state, end.
+func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff) error {
+	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: u.generation}), nil); err != nil {
+		return err
+	}
+	total, err := u.sendFiles(hc, h)
+	if err != nil {
+		return err
+	}
+	if u.opts.SaveState != nil {
+		w := &stateWriter{hc: hc}
+		err := u.opts.SaveState(ctx, w)
+		if err == nil {
+			err = w.flush()
+		}
+		if err != nil {
+			err = fmt.Errorf("tableflip: save state: %w", err)
+			hc.writeFrame(frameFail, []byte(err.Error()), nil)
+			return err
+		}
+	}
+	return hc.writeEnd(total)
 }
 
 // sendFiles sends every passed file, and this upgrade's extra files, in
