@@ -356,12 +356,14 @@ func (l *load) check(t *testing.T, wantProto int, retriesFail bool) summary {
 	return s
 }
 
-func TestKeepAliveClientsLoseNothing(t *testing.T) {
+// handover runs 16 clients made by newTransport against generation g1,
+// brings up g2 on the shared socket, drains g1 while the clients go on,
+// and checks that no request failed.
+func handover(t *testing.T, newTransport func() *http.Transport) (*load, summary, time.Duration) {
+	t.Helper()
 	oldLn, nextLn := sharedListeners(t)
 	g1 := serve(t, "g1", oldLn, drain.Options{}, nil)
-	l := startLoad(t, "http://"+oldLn.Addr().String()+"/", 16, 20, func() *http.Transport {
-		return &http.Transport{MaxIdleConnsPerHost: 1}
-	}, "g1", "g2")
+	l := startLoad(t, "http://"+oldLn.Addr().String()+"/", 16, 20, newTransport, "g1", "g2")
 	l.wait(t, "g1")
 
 	// The next generation is ready: it accepts on the shared socket, and
@@ -380,8 +382,11 @@ func TestKeepAliveClientsLoseNothing(t *testing.T) {
 	if err := g2.drain(); err != nil {
 		t.Errorf("g2 Drain: %v", err)
 	}
+	return l, l.check(t, 1, true), took
+}
 
-	s := l.check(t, 1, true)
+func TestKeepAliveClientsLoseNothing(t *testing.T) {
+	l, s, took := handover(t, func() *http.Transport { return &http.Transport{MaxIdleConnsPerHost: 1} })
 	// Every connection to g1 has closed by now. Each one that g1 closed
 	// must have been told first: its last answer carried "Connection:
 	// close". A client may drop a connection on its own (Go's transport
@@ -414,28 +419,7 @@ func TestKeepAliveClientsLoseNothing(t *testing.T) {
 }
 
 func TestNewConnectionPerRequestClientsLoseNothing(t *testing.T) {
-	oldLn, nextLn := sharedListeners(t)
-	g1 := serve(t, "g1", oldLn, drain.Options{}, nil)
-	l := startLoad(t, "http://"+oldLn.Addr().String()+"/", 16, 20, func() *http.Transport {
-		return &http.Transport{DisableKeepAlives: true}
-	}, "g1", "g2")
-	l.wait(t, "g1")
-
-	g2 := serve(t, "g2", nextLn, drain.Options{}, nil)
-	start := time.Now()
-	if err := g1.drain(); err != nil {
-		t.Fatalf("Drain: %v", err)
-	}
-	took := time.Since(start)
-	if err := g1.served(t); err != nil {
-		t.Errorf("g1 Serve returned %v, want nil", err)
-	}
-	l.wait(t, "g2")
-	l.finish()
-	if err := g2.drain(); err != nil {
-		t.Errorf("g2 Drain: %v", err)
-	}
-	s := l.check(t, 1, true)
+	_, s, took := handover(t, func() *http.Transport { return &http.Transport{DisableKeepAlives: true} })
 	t.Logf("%d requests (g1 %d, g2 %d), 0 failed; drain took %v", s.total, s.perGen1, s.perGen2, took)
 }
 
