@@ -15,9 +15,6 @@ import (
 	"time"
 )
 
-// RoleEnv names the role a re-executed test binary plays.
-const RoleEnv = "TFTEST_ROLE"
-
 // Timeout bounds every wait for an event. It is long because the machines
 // are shared and noisy; a passing test never waits for it.
 var Timeout = 60 * time.Second

@@ -13,6 +13,8 @@ func SetSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
 
+func becomeReaper() error { return SetSubreaper() }
+
 // WaitGone waits until pid has exited and, if it is our child, reaps it.
 func WaitGone(t testing.TB, pid int) {
 	fd, err := unix.PidfdOpen(pid, 0)

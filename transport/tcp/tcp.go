@@ -2,12 +2,14 @@ package tcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 
 	"github.com/tableflip-go/tableflip/internal/fdutil"
+	"github.com/tableflip-go/tableflip/internal/inherit"
 	"github.com/tableflip-go/tableflip/tableflip"
 )
 
@@ -41,35 +43,15 @@ func (lc *ListenConfig) Listen(ctx context.Context, fds tableflip.Fds, network, 
 	default:
 		return nil, fmt.Errorf("tcp: unknown network %q", network)
 	}
-	f, _, err := fds.Inherit(network, address)
-	switch {
-	case err == nil:
-		defer f.Close()
-		ln, err := net.FileListener(f)
-		if err == nil {
-			err = checkListener(ln)
-			if err != nil {
-				ln.Close()
-			}
-		} else {
-			err = describe(f, err)
-		}
+	ln, err := inherit.OrCreate(fds, "tcp", network, address, fileListener, func() (*net.TCPListener, error) {
+		ln, err := lc.Config.Listen(ctx, network, address)
 		if err != nil {
-			// Not passed on either: no generation can use it as this key.
-			fds.Forget(network, address)
-			return nil, fmt.Errorf("tcp: inherited %s %s: %w", network, address, err)
+			return nil, err
 		}
-		return ln, nil
-	case !isNotInherited(err):
-		return nil, fmt.Errorf("tcp: %s %s: %w", network, address, err)
-	}
-	ln, err := lc.Config.Listen(ctx, network, address)
+		return ln.(*net.TCPListener), nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("tcp: %w", err)
-	}
-	if err := fds.Pass(network, address, ln.(*net.TCPListener), nil); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("tcp: %s %s: %w", network, address, err)
+		return nil, err // not a nil *net.TCPListener in a non-nil net.Listener
 	}
 	return ln, nil
 }
@@ -80,20 +62,28 @@ func Listen(ctx context.Context, fds tableflip.Fds, network, address string) (ne
 	return lc.Listen(ctx, fds, network, address)
 }
 
-func checkListener(ln net.Listener) error {
+// fileListener returns the listening TCP socket f is, or says what f is
+// instead.
+func fileListener(f *os.File) (*net.TCPListener, error) {
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, describe(f, err)
+	}
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
-		return fmt.Errorf("the file is a %T, not a TCP listener", ln)
+		ln.Close()
+		return nil, fmt.Errorf("the file is a %T, not a TCP listener", ln)
 	}
 	// net.FileListener already refused anything but a stream socket.
 	listening, err := fdutil.Listening(tl)
+	if err == nil && !listening {
+		err = errors.New("the socket is not listening")
+	}
 	if err != nil {
-		return err
+		tl.Close()
+		return nil, err
 	}
-	if !listening {
-		return fmt.Errorf("the socket is not listening")
-	}
-	return nil
+	return tl, nil
 }
 
 // describe says what f is when it is not a TCP listener.

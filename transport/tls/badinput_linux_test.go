@@ -2,26 +2,15 @@ package tlstransport_test
 
 import (
 	"context"
-	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/tableflip-go/tableflip/internal/proctest"
 	"github.com/tableflip-go/tableflip/tableflip"
 	tlstransport "github.com/tableflip-go/tableflip/transport/tls"
 )
-
-func openFds(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 // Bad input in a first generation: each a clear error, no descriptor left
 // open, nothing passed on.
@@ -32,15 +21,8 @@ func TestBadInput(t *testing.T) {
 	}
 	defer upg.Stop()
 	ctx := context.Background()
-	dir := t.TempDir()
-	ca, err := newCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := ca.writeLeaf(1, cert, key); err != nil {
-		t.Fatal(err)
-	}
+	ca, cert, key := newCertFiles(t, 1)
+	dir := filepath.Dir(cert)
 
 	for _, tc := range []struct {
 		name string
@@ -89,25 +71,7 @@ func TestBadInput(t *testing.T) {
 		}, nil, `unknown network "udp"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := openFds(t)
-			err := tc.open()
-			after := openFds(t)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v does not wrap %v", err, tc.is)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not mention %q", err, tc.want)
-			}
-			if !strings.HasPrefix(err.Error(), "tlstransport: ") && !strings.HasPrefix(err.Error(), "tableflip: ") {
-				t.Errorf("error %q has no package prefix", err)
-			}
-			if after != before {
-				t.Errorf("%d descriptors open before, %d after", before, after)
-			}
-			t.Log(err)
+			proctest.ExpectError(t, tc.open, tc.is, tc.want, "tlstransport: ", "tableflip: ")
 		})
 	}
 	// None of the failures left a name claimed: a good listener on the

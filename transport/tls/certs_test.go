@@ -13,7 +13,9 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -51,6 +53,22 @@ func newCA() (*testCA, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &testCA{cert: cert, key: key, pool: pool}, nil
+}
+
+// newCertFiles makes a CA and writes a leaf of serial it signed to
+// cert.pem and key.pem in a temporary directory.
+func newCertFiles(t *testing.T, serial int64) (ca *testCA, certFile, keyFile string) {
+	t.Helper()
+	ca, err := newCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := ca.writeLeaf(serial, certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	return ca, certFile, keyFile
 }
 
 // leaf returns a PEM certificate for 127.0.0.1 with the given serial, and

@@ -19,21 +19,9 @@ import (
 	tlstransport "github.com/tableflip-go/tableflip/transport/tls"
 )
 
-func runRole(role string) int {
-	switch role {
-	case "server":
-		return serverMain()
-	case "badparent":
-		return badParentMain()
-	}
-	fmt.Printf("FATAL unknown role %q\n", role)
-	return 2
-}
-
-func setup() {
-	if err := proctest.SetSubreaper(); err != nil {
-		panic(err)
-	}
+var roles = map[string]func() int{
+	"server":    serverMain,
+	"badparent": badParentMain,
 }
 
 const serverAddr = "127.0.0.1:0"
@@ -70,8 +58,7 @@ func serverMain() int {
 		},
 	})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
 
@@ -90,7 +77,7 @@ func serverMain() int {
 	}
 
 	ctx := context.Background()
-	before := countFds()
+	before := proctest.OpenFds()
 	var ln net.Listener
 	switch mode {
 	case "tls":
@@ -112,7 +99,7 @@ func serverMain() int {
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
 	if err != nil {
-		fmt.Printf("LISTENERR pid=%d gen=%d fds_before=%d fds_after=%d err=%q\n", pid, upg.Generation(), before, countFds(), err)
+		fmt.Printf("LISTENERR pid=%d gen=%d fds_before=%d fds_after=%d err=%q\n", pid, upg.Generation(), before, proctest.OpenFds(), err)
 		upg.Fail(err)
 		return 1
 	}
@@ -136,8 +123,7 @@ func serverMain() int {
 	go srv.Serve(ln)
 
 	if err := upg.Ready(); err != nil {
-		fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("ready", err)
 	}
 	keys := "none"
 	if tl, ok := ln.(*tlstransport.Listener); ok {
@@ -171,7 +157,6 @@ func serverMain() int {
 //	udp-as-tls  the right TCP socket, and a UDP socket where the
 //	            session-ticket record is expected
 func badParentMain() int {
-	pid := os.Getpid()
 	upg, err := tableflip.New(tableflip.Options{
 		KillGrace: 2 * time.Second,
 		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
@@ -180,49 +165,27 @@ func badParentMain() int {
 		},
 	})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d udp: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("udp", err)
 	}
 	defer udp.Close()
 	switch bad := os.Getenv("TLSTEST_BAD"); bad {
 	case "udp-as-tcp":
-		err = upg.Pass("tcp", serverAddr, udp.(*net.UDPConn), nil)
+		return proctest.PassAndUpgrade(upg, "tcp", serverAddr, udp, nil)
 	case "udp-as-tls":
-		var ln net.Listener
-		if ln, err = tcp.Listen(context.Background(), upg, "tcp", serverAddr); err == nil {
-			defer ln.Close()
-			// The key under which tlstransport passes a listener's
-			// session-ticket keys: network "/" address.
-			err = upg.Pass(tlstransport.TransportName, "tcp/"+serverAddr, udp.(*net.UDPConn), []byte{1, 0, 0})
+		ln, err := tcp.Listen(context.Background(), upg, "tcp", serverAddr)
+		if err != nil {
+			return proctest.Fatal("listen", err)
 		}
+		defer ln.Close()
+		// The key under which tlstransport passes a listener's
+		// session-ticket keys: network "/" address.
+		return proctest.PassAndUpgrade(upg, tlstransport.TransportName, "tcp/"+serverAddr, udp, []byte{1, 0, 0})
 	default:
-		err = fmt.Errorf("unknown TLSTEST_BAD %q", bad)
+		return proctest.Fatal("pass", fmt.Errorf("unknown TLSTEST_BAD %q", bad))
 	}
-	if err != nil {
-		fmt.Printf("FATAL pid=%d pass: %v\n", pid, err)
-		return 1
-	}
-	if err := upg.Ready(); err != nil {
-		fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), proctest.Timeout)
-	defer cancel()
-	child, err := upg.Upgrade(ctx)
-	fmt.Printf("UPGRADE pid=%d child=%d err=%q\n", pid, child, fmt.Sprint(err))
-	return 0
-}
-
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
-	}
-	return len(ents)
 }

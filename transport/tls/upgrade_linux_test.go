@@ -5,24 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/proctest"
 )
-
-// fields parses the k=v words of an event line.
-func fields(line string) map[string]string {
-	m := make(map[string]string)
-	for _, f := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
 
 // tlsServer is a started server role and what the test knows of it.
 type tlsServer struct {
@@ -38,15 +26,8 @@ type tlsServer struct {
 
 func startServer(t *testing.T, mode string, env ...string) *tlsServer {
 	t.Helper()
-	ca, err := newCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	s := &tlsServer{t: t, ca: ca, cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem")}
-	if err := ca.writeLeaf(100, s.cert, s.key); err != nil {
-		t.Fatal(err)
-	}
+	s := &tlsServer{t: t}
+	s.ca, s.cert, s.key = newCertFiles(t, 100)
 	env = append(env, "TLSTEST_MODE="+mode, "TLSTEST_CERT="+s.cert, "TLSTEST_KEY="+s.key)
 	s.p = proctest.Start(t, "server", env...)
 	s.ready(s.p.Expect("READY "))
@@ -54,7 +35,7 @@ func startServer(t *testing.T, mode string, env ...string) *tlsServer {
 }
 
 func (s *tlsServer) ready(line string) {
-	f := fields(line)
+	f := proctest.Fields(line)
 	if s.addr != "" && f["addr"] != s.addr {
 		s.t.Fatalf("generation listens on %s, its parent on %s: the socket was not inherited", f["addr"], s.addr)
 	}
@@ -226,18 +207,10 @@ func TestInheritedWrongKind(t *testing.T) {
 		{"udp-as-tls", `tlstransport: inherited tls \"tcp/127.0.0.1:0\": the file is an IPv4 datagram socket, not a TCP listener`},
 	} {
 		t.Run(tc.bad, func(t *testing.T) {
-			ca, err := newCA()
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-			if err := ca.writeLeaf(1, cert, key); err != nil {
-				t.Fatal(err)
-			}
+			_, cert, key := newCertFiles(t, 1)
 			p := proctest.Start(t, "badparent", "TLSTEST_BAD="+tc.bad, "TLSTEST_CERT="+cert, "TLSTEST_KEY="+key)
 			line := p.Expect("LISTENERR ")
-			f := fields(line)
+			f := proctest.Fields(line)
 			before, _ := strconv.Atoi(f["fds_before"])
 			after, _ := strconv.Atoi(f["fds_after"])
 			if before <= 0 || after > before {

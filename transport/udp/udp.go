@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/tableflip-go/tableflip/internal/fdutil"
+	"github.com/tableflip-go/tableflip/internal/inherit"
 	"github.com/tableflip-go/tableflip/tableflip"
 )
 
@@ -53,43 +54,14 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, fds tableflip.Fds, net
 	default:
 		return nil, fmt.Errorf("udp: unknown network %q (want udp, udp4 or udp6)", network)
 	}
-	f, _, err := fds.Inherit(network, address)
-	switch {
-	case err == nil:
-		defer f.Close()
-		// Check the file before net.FilePacketConn, which takes a TCP
-		// socket too or fails with a bare EINVAL.
-		err := checkKind(f, family)
-		var pc net.PacketConn
-		if err == nil {
-			pc, err = net.FilePacketConn(f)
-		}
+	fromFile := func(f *os.File) (*net.UDPConn, error) { return fileConn(f, family) }
+	return inherit.OrCreate(fds, "udp", network, address, fromFile, func() (*net.UDPConn, error) {
+		pc, err := lc.Config.ListenPacket(ctx, network, address)
 		if err != nil {
-			// Not what the key names: the next generation must not get it
-			// either.
-			fds.Forget(network, address)
-			return nil, fmt.Errorf("udp: inherited %s %s: %w", network, address, err)
+			return nil, err
 		}
-		c, ok := pc.(*net.UDPConn)
-		if !ok {
-			pc.Close()
-			fds.Forget(network, address)
-			return nil, fmt.Errorf("udp: inherited %s %s: %w: the file is a %T", network, address, ErrWrongKind, pc)
-		}
-		return c, nil
-	case !errors.Is(err, tableflip.ErrNotInherited):
-		return nil, fmt.Errorf("udp: %s %s: %w", network, address, err)
-	}
-	pc, err := lc.Config.ListenPacket(ctx, network, address)
-	if err != nil {
-		return nil, fmt.Errorf("udp: %w", err)
-	}
-	c := pc.(*net.UDPConn)
-	if err := fds.Pass(network, address, c, nil); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("udp: %s %s: %w", network, address, err)
-	}
-	return c, nil
+		return pc.(*net.UDPConn), nil
+	})
 }
 
 // ListenPacket is ListenConfig.ListenPacket with the zero configuration.
@@ -101,6 +73,26 @@ func ListenPacket(ctx context.Context, fds tableflip.Fds, network, address strin
 // ErrWrongKind is returned when the file inherited under a key is not a
 // UDP socket of the family the key's network names.
 var ErrWrongKind = errors.New("udp: inherited file is not the socket its key names")
+
+// fileConn returns the UDP socket f is, if it is one of family (either if
+// family is 0).
+func fileConn(f *os.File, family int) (*net.UDPConn, error) {
+	// Check the file before net.FilePacketConn, which takes a TCP socket
+	// too or fails with a bare EINVAL.
+	if err := checkKind(f, family); err != nil {
+		return nil, err
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("%w: the file is a %T", ErrWrongKind, pc)
+	}
+	return c, nil
+}
 
 func checkKind(f *os.File, family int) error {
 	info, err := fdutil.Inspect(f)

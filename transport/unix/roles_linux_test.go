@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,23 +21,10 @@ import (
 	unixtransport "github.com/tableflip-go/tableflip/transport/unix"
 )
 
-func setup() {
-	if err := proctest.SetSubreaper(); err != nil {
-		panic(err)
-	}
-}
-
-func runRole(role string) int {
-	switch role {
-	case "server":
-		return serverMain()
-	case "wrongkind":
-		return wrongKindMain()
-	case "listen":
-		return listenMain()
-	}
-	fmt.Printf("FATAL unknown role %q\n", role)
-	return 2
+var roles = map[string]func() int{
+	"server":    serverMain,
+	"wrongkind": wrongKindMain,
+	"listen":    listenMain,
 }
 
 // serverMain is the service the tests upgrade: the test binary
@@ -72,8 +60,7 @@ func serverMain() int {
 		},
 	})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
 
@@ -142,8 +129,7 @@ func serverMain() int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	if err := upg.Ready(); err != nil {
-		fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("ready", err)
 	}
 	fmt.Printf("READY pid=%d gen=%d\n", pid, upg.Generation())
 
@@ -305,100 +291,66 @@ func (s *gramServer) drain(ctx context.Context) error {
 	}
 }
 
-// wrongKindMain passes a TCP listener under the unix key TFTEST_PATH and
-// upgrades to a child that claims it with unixtransport.Listen. The child
-// prints
-//
-//	CHILD pid=N wrongkind=true fds_before=B fds_after=A err=...
-//
-// and fails; the parent prints PARENT pid=N childerr=... and exits.
+// wrongKindMain passes TFTEST_PASS (see wrongKindFile) under the key
+// TFTEST_NETWORK TFTEST_PATH and upgrades to a child that claims it with
+// Listen or ListenPacket and must refuse it (see proctest.PassAndUpgrade
+// and RefuseInherited).
 func wrongKindMain() int {
-	pid := os.Getpid()
 	path := os.Getenv("TFTEST_PATH")
 	network := os.Getenv("TFTEST_NETWORK")
 	upg, err := tableflip.New(tableflip.Options{KillGrace: 2 * time.Second})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
-	ctx := context.Background()
-	if !upg.HasParent() {
-		var c syscall.Conn
-		switch os.Getenv("TFTEST_PASS") {
-		case "tcp":
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				fmt.Printf("FATAL pid=%d %v\n", pid, err)
-				return 1
-			}
-			defer ln.Close()
-			c = ln.(*net.TCPListener)
-		case "unixgram":
-			// A unix socket, but a datagram one, under a stream key.
-			uc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path + ".gram", Net: "unixgram"})
-			if err != nil {
-				fmt.Printf("FATAL pid=%d %v\n", pid, err)
-				return 1
-			}
-			defer uc.Close()
-			c = uc
-		case "otherpath":
-			// The right kind of socket, bound to another path.
-			ln, err := net.Listen("unix", path+".other")
-			if err != nil {
-				fmt.Printf("FATAL pid=%d %v\n", pid, err)
-				return 1
-			}
-			defer ln.Close()
-			c = ln.(*net.UnixListener)
-		case "file":
-			f, err := os.Open(os.DevNull)
-			if err != nil {
-				fmt.Printf("FATAL pid=%d %v\n", pid, err)
-				return 1
-			}
-			defer f.Close()
-			c = f
-		}
-		if err := upg.Pass(network, path, c, nil); err != nil {
-			fmt.Printf("FATAL pid=%d pass: %v\n", pid, err)
-			return 1
-		}
-		if err := upg.Ready(); err != nil {
-			fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
-			return 1
-		}
-		_, err := upg.Upgrade(ctx)
-		fmt.Printf("PARENT pid=%d childerr=%q\n", pid, fmt.Sprint(err))
-		return 0
+	if upg.HasParent() {
+		return proctest.RefuseInherited(upg, unixtransport.ErrWrongKind, func() (io.Closer, error) {
+			return listenAny(context.Background(), unixtransport.ListenConfig{}, upg, network, path)
+		})
 	}
-	before := countFds()
-	var lerr error
-	if network == "unixgram" {
-		var c *net.UnixConn
-		if c, lerr = unixtransport.ListenPacket(ctx, upg, network, path); lerr == nil {
-			c.Close()
-		}
-	} else {
-		var ln *net.UnixListener
-		if ln, lerr = unixtransport.Listen(ctx, upg, network, path); lerr == nil {
-			ln.Close()
-		}
+	c, err := wrongKindFile(os.Getenv("TFTEST_PASS"), path)
+	if err != nil {
+		return proctest.Fatal("wrong kind", err)
 	}
-	after := countFds()
-	fmt.Printf("CHILD pid=%d wrongkind=%v fds_before=%d fds_after=%d err=%v\n", pid,
-		errors.Is(lerr, unixtransport.ErrWrongKind), before, after, lerr)
-	if lerr == nil {
-		lerr = errors.New("listen succeeded on a wrong kind of file")
-	}
-	upg.Fail(lerr)
-	return 1
+	defer c.Close()
+	return proctest.PassAndUpgrade(upg, network, path, c, nil)
 }
 
-func countFds() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	return len(ents) - 1 // the directory being read
+// wrongKindFile opens what is passed under a unix stream key at path:
+//
+//	tcp        a TCP listener
+//	unixgram   a unix socket, but a datagram one
+//	otherpath  the right kind of socket, bound to another path
+//	file       a file that is no socket
+func wrongKindFile(kind, path string) (proctest.Conn, error) {
+	switch kind {
+	case "tcp":
+		return net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	case "unixgram":
+		return net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path + ".gram", Net: "unixgram"})
+	case "otherpath":
+		return net.ListenUnix("unix", &net.UnixAddr{Name: path + ".other", Net: "unix"})
+	case "file":
+		return os.Open(os.DevNull)
+	}
+	return nil, fmt.Errorf("unknown TFTEST_PASS %q", kind)
+}
+
+// listenAny opens network at path with lc: ListenPacket for "unixgram",
+// Listen for the others.
+func listenAny(ctx context.Context, lc unixtransport.ListenConfig, fds tableflip.Fds, network, path string) (io.Closer, error) {
+	if network == "unixgram" {
+		c, err := lc.ListenPacket(ctx, fds, network, path)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	ln, err := lc.Listen(ctx, fds, network, path)
+	if err != nil {
+		return nil, err
+	}
+	return ln, nil
 }
 
 // listenMain calls Listen once on TFTEST_NETWORK TFTEST_PATH (as another
@@ -409,8 +361,7 @@ func listenMain() int {
 	pid := os.Getpid()
 	upg, err := tableflip.New(tableflip.Options{})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
 	// Initialize the runtime's poller (an epoll fd and an eventfd) first,
@@ -419,12 +370,12 @@ func listenMain() int {
 		r.Close()
 		w.Close()
 	}
-	before := countFds()
+	before := proctest.OpenFds()
 	ln, err := unixtransport.Listen(context.Background(), upg, os.Getenv("TFTEST_NETWORK"), os.Getenv("TFTEST_PATH"))
 	if err == nil {
 		ln.Close()
 	}
-	after := countFds()
+	after := proctest.OpenFds()
 	fmt.Printf("LISTEN pid=%d ok=%v perm=%v fds_before=%d fds_after=%d err=%v\n", pid, err == nil,
 		errors.Is(err, os.ErrPermission), before, after, err)
 	return 0

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -64,37 +65,25 @@ func (lc *ListenConfig) Listen(ctx context.Context, fds tableflip.Fds, network, 
 	default:
 		return nil, fmt.Errorf("unixtransport: Listen: unknown network %q (want unix or unixpacket)", network)
 	}
-	f, meta, err := lc.open(ctx, fds, network, path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ln, err := net.FileListener(f)
-	if err != nil {
-		return nil, lc.reject(fds, network, path, meta, err)
-	}
-	ul, ok := ln.(*net.UnixListener)
-	if !ok {
-		err = fmt.Errorf("%w: the file is a %T", ErrWrongKind, ln)
-	} else {
-		err = checkAddr(ul.Addr(), path)
-	}
-	if err != nil {
-		ln.Close()
-		return nil, lc.reject(fds, network, path, meta, err)
-	}
-	// The next generation listens on the same file: closing ours must not
-	// remove it.
-	ul.SetUnlinkOnClose(false)
-	if meta.created {
-		if err := fds.Pass(network, path, ul, meta.encode()); err != nil {
-			ul.Close()
-			meta.removeFile()
-			return nil, fmt.Errorf("unixtransport: %s %s: %w", network, path, err)
+	return listen(ctx, lc, fds, network, path, func(f *os.File) (*net.UnixListener, error) {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, err
 		}
-	}
-	meta.unlinkAtFinalStop(fds, network, path)
-	return ul, nil
+		ul, ok := ln.(*net.UnixListener)
+		if !ok {
+			ln.Close()
+			return nil, fmt.Errorf("%w: the file is a %T", ErrWrongKind, ln)
+		}
+		if err := checkAddr(ul.Addr(), path); err != nil {
+			ul.Close()
+			return nil, err
+		}
+		// The next generation listens on the same file: closing ours must
+		// not remove it.
+		ul.SetUnlinkOnClose(false)
+		return ul, nil
+	})
 }
 
 // ListenPacket returns the datagram socket ("unixgram") bound at path, the
@@ -109,34 +98,51 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, fds tableflip.Fds, net
 	if network != "unixgram" {
 		return nil, fmt.Errorf("unixtransport: ListenPacket: unknown network %q (want unixgram)", network)
 	}
+	return listen(ctx, lc, fds, network, path, func(f *os.File) (*net.UnixConn, error) {
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			return nil, err
+		}
+		uc, ok := pc.(*net.UnixConn)
+		if !ok {
+			pc.Close()
+			return nil, fmt.Errorf("%w: the file is a %T", ErrWrongKind, pc)
+		}
+		if err := checkAddr(uc.LocalAddr(), path); err != nil {
+			uc.Close()
+			return nil, err
+		}
+		return uc, nil
+	})
+}
+
+// listen is the rest of Listen and ListenPacket once the network is
+// checked: it gets the inherited or a new socket file, converts it with
+// fromFile, passes on a socket this call created, and removes the file
+// at the final stop.
+func listen[C interface {
+	syscall.Conn
+	io.Closer
+}](ctx context.Context, lc *ListenConfig, fds tableflip.Fds, network, path string, fromFile func(*os.File) (C, error)) (C, error) {
+	var none C
 	f, meta, err := lc.open(ctx, fds, network, path)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer f.Close()
-	pc, err := net.FilePacketConn(f)
+	c, err := fromFile(f)
 	if err != nil {
-		return nil, lc.reject(fds, network, path, meta, err)
-	}
-	uc, ok := pc.(*net.UnixConn)
-	if !ok {
-		err = fmt.Errorf("%w: the file is a %T", ErrWrongKind, pc)
-	} else {
-		err = checkAddr(uc.LocalAddr(), path)
-	}
-	if err != nil {
-		pc.Close()
-		return nil, lc.reject(fds, network, path, meta, err)
+		return none, lc.reject(fds, network, path, meta, err)
 	}
 	if meta.created {
-		if err := fds.Pass(network, path, uc, meta.encode()); err != nil {
-			uc.Close()
+		if err := fds.Pass(network, path, c, meta.encode()); err != nil {
+			c.Close()
 			meta.removeFile()
-			return nil, fmt.Errorf("unixtransport: %s %s: %w", network, path, err)
+			return none, fmt.Errorf("unixtransport: %s %s: %w", network, path, err)
 		}
 	}
 	meta.unlinkAtFinalStop(fds, network, path)
-	return uc, nil
+	return c, nil
 }
 
 // open returns the inherited file for network and path, or a new socket.

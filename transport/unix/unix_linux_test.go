@@ -26,30 +26,9 @@ import (
 	unixtransport "github.com/tableflip-go/tableflip/transport/unix"
 )
 
-// shortDir is a temporary directory with a short path: a socket path must
-// fit in 108 bytes, and t.TempDir's include the test's name.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tfu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-func field(line, name string) string {
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 func pidOf(t *testing.T, line string) int {
 	t.Helper()
-	pid, err := strconv.Atoi(field(line, "pid"))
+	pid, err := strconv.Atoi(proctest.Fields(line)["pid"])
 	if err != nil {
 		t.Fatalf("no pid in %q", line)
 	}
@@ -82,23 +61,32 @@ func (g *gen) upgrade() {
 	g.p.Expect(fmt.Sprintf("EXIT pid=%d", old))
 }
 
-// stop sends SIGTERM to the serving generation and waits for it to exit.
-func (g *gen) stop() {
+// stop sends SIGTERM to the serving generation, waits for it to exit,
+// and checks that the final stop removed the socket at name: its file, or
+// for an abstract name, which has none, the name (nothing listens on it).
+func (g *gen) stop(name string) {
 	g.t.Helper()
 	if err := syscall.Kill(g.pid, syscall.SIGTERM); err != nil {
 		g.t.Fatal(err)
 	}
 	g.p.Expect(fmt.Sprintf("EXIT pid=%d", g.pid))
 	proctest.WaitGone(g.t, g.pid)
+	if !strings.HasPrefix(name, "@") {
+		mustBeGone(g.t, name)
+	} else if _, err := net.Dial("unix", name); !errors.Is(err, syscall.ECONNREFUSED) {
+		g.t.Errorf("dial %s after the final stop: %v, want ECONNREFUSED", name, err)
+	}
 }
 
-func httpGet(t *testing.T, network, path string) string {
+// wantServedBy fails the test unless GET / over the unix socket at path
+// is answered by pid.
+func wantServedBy(t *testing.T, path string, pid int) {
 	t.Helper()
 	c := &http.Client{Timeout: proctest.Timeout, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, network, path)
+			return d.DialContext(ctx, "unix", path)
 		},
 	}}
 	defer c.CloseIdleConnections()
@@ -111,7 +99,9 @@ func httpGet(t *testing.T, network, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(b))
+	if got, want := strings.TrimSpace(string(b)), fmt.Sprintf("pid=%d", pid); got != want {
+		t.Fatalf("GET over %s: answer %q, want %q", path, got, want)
+	}
 }
 
 func fileID(t *testing.T, path string) (uint64, fs.FileMode, *syscall.Stat_t) {
@@ -122,6 +112,14 @@ func fileID(t *testing.T, path string) (uint64, fs.FileMode, *syscall.Stat_t) {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return st.Ino, fi.Mode(), st
+}
+
+// wantSameFile fails the test unless the file at path is still inode ino.
+func wantSameFile(t *testing.T, path string, ino uint64) {
+	t.Helper()
+	if got, _, _ := fileID(t, path); got != ino {
+		t.Fatalf("%s was replaced: inode %d, was %d", path, got, ino)
+	}
 }
 
 func mustBeGone(t *testing.T, path string) {
@@ -135,7 +133,7 @@ func mustBeGone(t *testing.T, path string) {
 // load, through 20 upgrades, no request fails and the path never
 // disappears; the final stop removes it.
 func TestHTTPUnderLoadThroughUpgrades(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	path := filepath.Join(dir, "http.sock")
 	pidFile := filepath.Join(dir, "pid")
 	exe, err := os.Executable()
@@ -255,7 +253,7 @@ func TestHTTPUnderLoadThroughUpgrades(t *testing.T) {
 // TestStaleSocketReplaced: a server killed with SIGKILL leaves its socket
 // file; the next start replaces it.
 func TestStaleSocketReplaced(t *testing.T) {
-	path := filepath.Join(shortDir(t), "s.sock")
+	path := filepath.Join(proctest.ShortDir(t), "s.sock")
 	g := start(t, "unix", path)
 	oldIno, _, _ := fileID(t, path)
 	syscall.Kill(g.pid, syscall.SIGKILL)
@@ -273,27 +271,24 @@ func TestStaleSocketReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	g2 := start(t, "unix", path)
-	if got, want := httpGet(t, "unix", path), fmt.Sprintf("pid=%d", g2.pid); got != want {
-		t.Fatalf("answer %q, want %q", got, want)
-	}
+	wantServedBy(t, path, g2.pid)
 	if ino, _, _ := fileID(t, path); ino == oldIno {
 		t.Errorf("the socket file is still the stale inode %d", ino)
 	}
-	g2.stop()
-	mustBeGone(t, path)
+	g2.stop(path)
 }
 
 // TestLiveSocketOfAnotherProcessLeftAlone: a path a live server listens on
 // is an error, and neither the server nor its file is touched.
 func TestLiveSocketOfAnotherProcessLeftAlone(t *testing.T) {
-	path := filepath.Join(shortDir(t), "s.sock")
+	path := filepath.Join(proctest.ShortDir(t), "s.sock")
 	g := start(t, "unix", path)
 	ino, _, _ := fileID(t, path)
 	for _, network := range []string{"unix", "unixpacket"} {
 		upg := tablefliptest.New(nil)
-		before := countFds()
+		before := proctest.OpenFds()
 		ln, err := unixtransport.Listen(context.Background(), upg, network, path)
-		after := countFds()
+		after := proctest.OpenFds()
 		upg.Stop()
 		if err == nil {
 			ln.Close()
@@ -309,24 +304,19 @@ func TestLiveSocketOfAnotherProcessLeftAlone(t *testing.T) {
 	}
 	// A second process tree on the same path fails the same way.
 	p := proctest.Start(t, "server", "TFTEST_NETWORK=unix", "TFTEST_PATH="+path)
-	if line := p.Expect("LISTENERR "); field(line, "inuse") != "true" {
+	if line := p.Expect("LISTENERR "); proctest.Fields(line)["inuse"] != "true" {
 		t.Errorf("second server: %s", line)
 	}
-	if got, _, _ := fileID(t, path); got != ino {
-		t.Errorf("socket file replaced: inode %d, was %d", got, ino)
-	}
-	if got, want := httpGet(t, "unix", path), fmt.Sprintf("pid=%d", g.pid); got != want {
-		t.Errorf("live server answers %q, want %q", got, want)
-	}
-	g.stop()
-	mustBeGone(t, path)
+	wantSameFile(t, path, ino)
+	wantServedBy(t, path, g.pid)
+	g.stop(path)
 }
 
 // TestModeAndOwnerKeptAcrossGenerations: the first generation creates the
 // file with its mode (and group); the next generations keep the same file
 // and re-apply nothing, even when configured differently.
 func TestModeAndOwnerKeptAcrossGenerations(t *testing.T) {
-	path := filepath.Join(shortDir(t), "m.sock")
+	path := filepath.Join(proctest.ShortDir(t), "m.sock")
 	gid := os.Getgid()
 	if os.Geteuid() == 0 {
 		gid = 65534 // root may give the file any group
@@ -344,12 +334,9 @@ func TestModeAndOwnerKeptAcrossGenerations(t *testing.T) {
 			t.Fatalf("after upgrade %d: inode %d mode %v uid %d gid %d; was inode %d mode %v uid %d gid %d",
 				i+1, gotIno, gotMode, gotSt.Uid, gotSt.Gid, ino, mode, st.Uid, st.Gid)
 		}
-		if got, want := httpGet(t, "unix", path), fmt.Sprintf("pid=%d", g.pid); got != want {
-			t.Fatalf("answer %q, want %q", got, want)
-		}
+		wantServedBy(t, path, g.pid)
 	}
-	g.stop()
-	mustBeGone(t, path)
+	g.stop(path)
 }
 
 // TestOwnerAsRoot: running as root, the file gets the configured owner.
@@ -357,7 +344,7 @@ func TestOwnerAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("changing a file's owner needs root; TestModeAndOwnerKeptAcrossGenerations covers the group")
 	}
-	path := filepath.Join(shortDir(t), "o.sock")
+	path := filepath.Join(proctest.ShortDir(t), "o.sock")
 	upg := tablefliptest.New(nil)
 	lc := unixtransport.ListenConfig{Mode: 0o600, UID: 65534, GID: 65534}
 	ln, err := lc.Listen(context.Background(), upg, "unix", path)
@@ -376,7 +363,7 @@ func TestOwnerAsRoot(t *testing.T) {
 // TestChildFailingBeforeReadyKeepsPath: a new generation that claims the
 // socket and then fails must not remove the path its parent still serves.
 func TestChildFailingBeforeReadyKeepsPath(t *testing.T) {
-	path := filepath.Join(shortDir(t), "f.sock")
+	path := filepath.Join(proctest.ShortDir(t), "f.sock")
 	g := start(t, "unix", path, "TFTEST_NEXT_FAIL_AFTER_LISTEN=1")
 	ino, _, _ := fileID(t, path)
 	syscall.Kill(g.pid, syscall.SIGHUP)
@@ -384,14 +371,9 @@ func TestChildFailingBeforeReadyKeepsPath(t *testing.T) {
 	if line := g.p.Expect("UPGRADEERR "); !strings.Contains(line, "told to fail after listen") {
 		t.Errorf("upgrade error: %s", line)
 	}
-	if got, _, _ := fileID(t, path); got != ino {
-		t.Fatalf("socket file changed: inode %d, was %d", got, ino)
-	}
-	if got, want := httpGet(t, "unix", path), fmt.Sprintf("pid=%d", g.pid); got != want {
-		t.Errorf("answer %q, want %q", got, want)
-	}
-	g.stop()
-	mustBeGone(t, path)
+	wantSameFile(t, path, ino)
+	wantServedBy(t, path, g.pid)
+	g.stop(path)
 }
 
 // TestAbstractSocket: an abstract name survives upgrades; there is no file.
@@ -399,24 +381,17 @@ func TestAbstractSocket(t *testing.T) {
 	name := fmt.Sprintf("@tableflip-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	g := start(t, "unix", name, "TFTEST_BYNAME=1")
 	for i := 0; i < 3; i++ {
-		if got, want := httpGet(t, "unix", name), fmt.Sprintf("pid=%d", g.pid); got != want {
-			t.Fatalf("answer %q, want %q", got, want)
-		}
+		wantServedBy(t, name, g.pid)
 		g.upgrade()
 	}
-	if got, want := httpGet(t, "unix", name), fmt.Sprintf("pid=%d", g.pid); got != want {
-		t.Fatalf("answer %q, want %q", got, want)
-	}
-	g.stop()
-	if _, err := net.Dial("unix", name); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("dial %s after the final stop: %v, want ECONNREFUSED", name, err)
-	}
+	wantServedBy(t, name, g.pid)
+	g.stop(name)
 }
 
 // TestSeqpacket: message boundaries hold and every exchange is answered
 // through upgrades, by a client that reconnects for each exchange.
 func TestSeqpacket(t *testing.T) {
-	path := filepath.Join(shortDir(t), "p.sock")
+	path := filepath.Join(proctest.ShortDir(t), "p.sock")
 	g := start(t, "unixpacket", path)
 	exchange := func(msgs ...string) {
 		t.Helper()
@@ -447,14 +422,13 @@ func TestSeqpacket(t *testing.T) {
 		g.upgrade()
 	}
 	exchange("after")
-	g.stop()
-	mustBeGone(t, path)
+	g.stop(path)
 }
 
 // TestUnixgramThroughUpgrades: datagram clients with no retry get every
 // request answered through upgrades.
 func TestUnixgramThroughUpgrades(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	path := filepath.Join(dir, "g.sock")
 	g := start(t, "unixgram", path)
 	var (
@@ -518,8 +492,7 @@ func TestUnixgramThroughUpgrades(t *testing.T) {
 	if sent.Load() != answered.Load() || sent.Load() == 0 {
 		t.Errorf("%d sent, %d answered", sent.Load(), answered.Load())
 	}
-	g.stop()
-	mustBeGone(t, path)
+	g.stop(path)
 }
 
 // TestInheritedWrongKind: a parent passes a TCP listener, a datagram unix
@@ -529,31 +502,15 @@ func TestUnixgramThroughUpgrades(t *testing.T) {
 func TestInheritedWrongKind(t *testing.T) {
 	for _, pass := range []string{"tcp", "unixgram", "otherpath", "file"} {
 		t.Run(pass, func(t *testing.T) {
-			path := filepath.Join(shortDir(t), "w.sock")
+			path := filepath.Join(proctest.ShortDir(t), "w.sock")
 			p := proctest.Start(t, "wrongkind", "TFTEST_PATH="+path, "TFTEST_NETWORK=unix", "TFTEST_PASS="+pass)
-			line := p.Expect("CHILD ")
-			t.Log(line)
-			if field(line, "wrongkind") != "true" {
-				t.Errorf("child's error does not wrap ErrWrongKind: %s", line)
-			}
-			before, _ := strconv.Atoi(field(line, "fds_before"))
-			after, _ := strconv.Atoi(field(line, "fds_after"))
-			// The rejected file is no longer passed on: one fd fewer.
-			if after != before-1 {
-				t.Errorf("child had %d fds before Listen and %d after, want %d", before, after, before-1)
-			}
-			if parent := p.Expect("PARENT "); !strings.Contains(parent, "inherited file is not the socket its key names") {
-				t.Errorf("parent: %s", parent)
-			}
-			if p.Wait() != 0 {
-				t.Error("parent exit status not 0")
-			}
+			p.ExpectRefused("inherited file is not the socket its key names")
 		})
 	}
 }
 
 func TestErrors(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	file := filepath.Join(dir, "regular")
 	if err := os.WriteFile(file, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
@@ -582,33 +539,13 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			upg := tablefliptest.New(nil)
 			defer upg.Stop()
-			before := countFds()
-			var err error
-			if tt.network == "unixgram" {
-				var c *net.UnixConn
-				if c, err = tt.lc.ListenPacket(context.Background(), upg, tt.network, tt.path); err == nil {
+			proctest.ExpectError(t, func() error {
+				c, err := listenAny(context.Background(), tt.lc, upg, tt.network, tt.path)
+				if err == nil {
 					c.Close()
 				}
-			} else {
-				var ln *net.UnixListener
-				if ln, err = tt.lc.Listen(context.Background(), upg, tt.network, tt.path); err == nil {
-					ln.Close()
-				}
-			}
-			after := countFds()
-			if err == nil {
-				t.Fatal("no error")
-			}
-			t.Log(err)
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("error does not wrap %v", tt.is)
-			}
-			if !strings.Contains(err.Error(), tt.msg) || !strings.HasPrefix(err.Error(), "unixtransport: ") {
-				t.Errorf("error %q: want the prefix unixtransport: and %q", err, tt.msg)
-			}
-			if after != before {
-				t.Errorf("%d fds before, %d after", before, after)
-			}
+				return err
+			}, tt.is, tt.msg, "unixtransport: ")
 		})
 	}
 	if b, err := os.ReadFile(file); err != nil || string(b) != "keep me" {
@@ -622,7 +559,7 @@ func TestErrors(t *testing.T) {
 // TestPermissionDenied: a directory the process may not write to. As root
 // (which may write anywhere) the test binary is re-executed as nobody.
 func TestPermissionDenied(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	locked := filepath.Join(dir, "locked")
 	if err := os.Mkdir(locked, 0o555); err != nil {
 		t.Fatal(err)
@@ -631,12 +568,12 @@ func TestPermissionDenied(t *testing.T) {
 	if os.Geteuid() != 0 {
 		upg := tablefliptest.New(nil)
 		defer upg.Stop()
-		before := countFds()
+		before := proctest.OpenFds()
 		_, err := unixtransport.Listen(context.Background(), upg, "unix", path)
 		if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "no permission") {
 			t.Fatalf("error %v, want a permission error", err)
 		}
-		if after := countFds(); after != before {
+		if after := proctest.OpenFds(); after != before {
 			t.Errorf("%d fds before, %d after", before, after)
 		}
 		return
@@ -663,10 +600,11 @@ func TestPermissionDenied(t *testing.T) {
 	p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=listen", "TFTEST_NETWORK=unix", "TFTEST_PATH="+path)
 	line := p.Expect("LISTEN ")
 	t.Log(line)
-	if field(line, "ok") != "false" || field(line, "perm") != "true" || !strings.Contains(line, "no permission") {
+	f := proctest.Fields(line)
+	if f["ok"] != "false" || f["perm"] != "true" || !strings.Contains(line, "no permission") {
 		t.Errorf("as nobody: %s", line)
 	}
-	if field(line, "fds_before") != field(line, "fds_after") {
+	if f["fds_before"] != f["fds_after"] {
 		t.Errorf("fds leaked: %s", line)
 	}
 	p.Wait()
@@ -674,7 +612,7 @@ func TestPermissionDenied(t *testing.T) {
 
 // TestNameBased opens every scheme through the registry.
 func TestNameBased(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	ctx := context.Background()
 	upg := tablefliptest.New(nil)
 	ln, err := tableflip.Listen(ctx, upg, "unix://"+filepath.Join(dir, "a.sock"))
@@ -721,21 +659,10 @@ func TestStaleAndLiveEveryType(t *testing.T) {
 	ctx := context.Background()
 	for _, network := range []string{"unix", "unixpacket", "unixgram"} {
 		t.Run(network, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := proctest.ShortDir(t)
 			path := filepath.Join(dir, "s.sock")
 			open := func(upg *tablefliptest.Upgrader) (io.Closer, error) {
-				if network == "unixgram" {
-					c, err := unixtransport.ListenPacket(ctx, upg, network, path)
-					if err != nil {
-						return nil, err
-					}
-					return c, nil
-				}
-				ln, err := unixtransport.Listen(ctx, upg, network, path)
-				if err != nil {
-					return nil, err
-				}
-				return ln, nil
+				return listenAny(ctx, unixtransport.ListenConfig{}, upg, network, path)
 			}
 			// A live socket of the same type, then of another type.
 			liveNets := []string{network, "unixgram", "unix"}
@@ -752,9 +679,9 @@ func TestStaleAndLiveEveryType(t *testing.T) {
 				}
 				ino, _, _ := fileID(t, path)
 				upg := tablefliptest.New(nil)
-				before := countFds()
+				before := proctest.OpenFds()
 				c, err := open(upg)
-				if after := countFds(); after != before && err != nil {
+				if after := proctest.OpenFds(); after != before && err != nil {
 					t.Errorf("live %s: %d fds before, %d after", liveNet, before, after)
 				}
 				upg.Stop()
@@ -803,7 +730,7 @@ func TestStaleAndLiveEveryType(t *testing.T) {
 // TestControl: the caller's Control runs on the new socket before bind; its
 // error is returned and leaves nothing behind.
 func TestControl(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	path := filepath.Join(dir, "c.sock")
 	var gotNetwork, gotAddr string
 	var bound bool
@@ -838,11 +765,11 @@ func TestControl(t *testing.T) {
 	lc.Config.Control = func(string, string, syscall.RawConn) error { return boom }
 	upg = tablefliptest.New(nil)
 	defer upg.Stop()
-	before := countFds()
+	before := proctest.OpenFds()
 	if _, err := lc.Listen(context.Background(), upg, "unix", path); !errors.Is(err, boom) {
 		t.Errorf("Listen with a failing Control: %v", err)
 	}
-	if after := countFds(); after != before {
+	if after := proctest.OpenFds(); after != before {
 		t.Errorf("%d fds before, %d after", before, after)
 	}
 	mustBeGone(t, path)
@@ -852,14 +779,11 @@ func TestControl(t *testing.T) {
 // configuration no longer names a socket path, the inherited socket nobody
 // claims is closed at Ready and its file removed; the new path is served.
 func TestPathDroppedByConfigIsRemoved(t *testing.T) {
-	dir := shortDir(t)
+	dir := proctest.ShortDir(t)
 	oldPath, newPath := filepath.Join(dir, "old.sock"), filepath.Join(dir, "new.sock")
 	g := start(t, "unix", oldPath, "TFTEST_NEXT_PATH="+newPath)
 	g.upgrade()
 	mustBeGone(t, oldPath)
-	if got, want := httpGet(t, "unix", newPath), fmt.Sprintf("pid=%d", g.pid); got != want {
-		t.Errorf("answer on the new path %q, want %q", got, want)
-	}
-	g.stop()
-	mustBeGone(t, newPath)
+	wantServedBy(t, newPath, g.pid)
+	g.stop(newPath)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,43 +13,33 @@ import (
 	"github.com/tableflip-go/tableflip/tableflip"
 )
 
-func fields(line string) map[string]string {
-	m := make(map[string]string)
-	for _, f := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			m[k] = strings.Trim(v, `"`)
-		}
-	}
-	return m
-}
-
 // The table passes to the next generation as the same memory: same inode,
 // same entries. Writes move with ownership: the child cannot write before
 // it is ready, the parent cannot write once it has handed over, and the
 // parent reads what the child wrote afterwards, from the shared memory.
 func TestHandOver(t *testing.T) {
 	p := proctest.Start(t, "holder", "MEMTEST_CHILD=good")
-	gen1 := fields(p.Expect("GEN1 "))
+	gen1 := proctest.Fields(p.Expect("GEN1 "))
 	if gen1["owner"] != "true" {
 		t.Errorf("first generation does not own its table: %v", gen1)
 	}
-	child := fields(p.Expect("CHILD "))
+	child := proctest.Fields(p.Expect("CHILD "))
 	if child["inherited"] != "true" || child["inode"] != gen1["inode"] || child["sum"] != gen1["sum"] {
 		t.Errorf("child %v, parent %v: want the same memfd and entries", child, gen1)
 	}
 	if child["prewrite_notowner"] != "true" {
 		t.Errorf("child wrote before it was ready: %v", child)
 	}
-	up := fields(p.Expect("UPGRADED "))
+	up := proctest.Fields(p.Expect("UPGRADED "))
 	if up["owner"] != "false" || up["write_notowner"] != "true" {
 		t.Errorf("parent after the upgrade: %v, want no more writes", up)
 	}
-	wrote := fields(p.Expect("CHILDWROTE "))
+	wrote := proctest.Fields(p.Expect("CHILDWROTE "))
 	if wrote["ok"] != "true" {
 		t.Fatalf("child could not write once ready: %v", wrote)
 	}
 	fmt.Fprintln(p.Stdin, "read")
-	sees := fields(p.Expect("PARENTSEES "))
+	sees := proctest.Fields(p.Expect("PARENTSEES "))
 	if sees["found"] != "true" || sees["child"] != wrote["pid"] {
 		t.Errorf("parent reads %v, want the child's pid %s", sees, wrote["pid"])
 	}
@@ -61,7 +50,7 @@ func TestHandOver(t *testing.T) {
 func TestFailedUpgradeGivesTableBack(t *testing.T) {
 	p := proctest.Start(t, "holder", "MEMTEST_CHILD=fail")
 	p.Expect("GEN1 ")
-	child := fields(p.Expect("CHILD "))
+	child := proctest.Fields(p.Expect("CHILD "))
 	if child["inherited"] != "true" || child["prewrite_notowner"] != "true" {
 		t.Errorf("child %v", child)
 	}
@@ -69,7 +58,7 @@ func TestFailedUpgradeGivesTableBack(t *testing.T) {
 	if !strings.Contains(failed, "fails on purpose") {
 		t.Errorf("upgrade error %s, want the child's reason", failed)
 	}
-	re := fields(p.Expect("REWRITE "))
+	re := proctest.Fields(p.Expect("REWRITE "))
 	if re["owner"] != "true" || re["ok"] != "true" {
 		t.Errorf("after the failed upgrade: %v, want the parent to write again", re)
 	}
@@ -87,7 +76,7 @@ func TestInheritedWrongKind(t *testing.T) {
 		t.Run(tc.bad, func(t *testing.T) {
 			p := proctest.Start(t, "badparent", "MEMTEST_BAD="+tc.bad)
 			line := p.Expect("OPENERR ")
-			f := fields(line)
+			f := proctest.Fields(line)
 			before, _ := strconv.Atoi(f["fds_before"])
 			after, _ := strconv.Atoi(f["fds_after"])
 			if before <= 0 || after >= before {
@@ -105,15 +94,6 @@ func TestInheritedWrongKind(t *testing.T) {
 			t.Log(line)
 		})
 	}
-}
-
-func openFds(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // Bad input in a first generation: each a clear error, no descriptor left.
@@ -135,26 +115,15 @@ func TestBadInput(t *testing.T) {
 		{"no name", "memfd://", nil, `table name ""`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := openFds(t)
-			_, err := tableflip.Open(ctx, upg, tc.uri)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("%v does not wrap %v", err, tc.is)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("%v, want %q", err, tc.want)
-			}
-			if after := openFds(t); after != before {
-				t.Errorf("%d descriptors before, %d after", before, after)
-			}
-			t.Log(err)
+			proctest.ExpectError(t, func() error {
+				_, err := tableflip.Open(ctx, upg, tc.uri)
+				return err
+			}, tc.is, tc.want)
 		})
 	}
 
 	t.Run("table errors", func(t *testing.T) {
-		before := openFds(t)
+		before := proctest.OpenFds()
 		c, err := tableflip.Open(ctx, upg, "memfd://small?slots=2")
 		if err != nil {
 			t.Fatal(err)
@@ -186,7 +155,7 @@ func TestBadInput(t *testing.T) {
 		}
 		// Close forgot the table: no descriptor of it is left, in this
 		// code or in the upgrader.
-		if after := openFds(t); after != before {
+		if after := proctest.OpenFds(); after != before {
 			t.Errorf("%d descriptors before the table, %d after Close", before, after)
 		}
 	})

@@ -59,10 +59,10 @@ func holderMain() int {
 		return 1
 	}
 	defer upg.Stop()
-	before := countFds()
+	before := proctest.OpenFds()
 	table, err := memtable.Open(context.Background(), upg, tableName, memtable.Options{Slots: 256})
 	if err != nil {
-		fmt.Printf("OPENERR pid=%d fds_before=%d fds_after=%d err=%q\n", pid, before, countFds(), err)
+		fmt.Printf("OPENERR pid=%d fds_before=%d fds_after=%d err=%q\n", pid, before, proctest.OpenFds(), err)
 		upg.Fail(err)
 		return 1
 	}
@@ -133,15 +133,10 @@ func sum(t *memtable.Table) string {
 }
 
 // badParentMain passes a file of the wrong kind under the table's name
-// (MEMTEST_BAD), with metadata that claims a handed-over table, and
-// upgrades to a holder that opens the table.
-//
-//	pipe      a pipe
-//	udp       a UDP socket
-//	unsealed  a memfd without seals
-//	notover   a real memfd whose metadata says it was not handed over
+// (MEMTEST_BAD, see wrongKindFile), with metadata that claims a
+// handed-over table (but for notover), and upgrades to a holder that
+// opens the table (see proctest.PassAndUpgrade).
 func badParentMain() int {
-	pid := os.Getpid()
 	upg, err := tableflip.New(tableflip.Options{
 		KillGrace: 2 * time.Second,
 		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
@@ -150,72 +145,53 @@ func badParentMain() int {
 		},
 	})
 	if err != nil {
-		fmt.Printf("FATAL pid=%d new: %v\n", pid, err)
-		return 1
+		return proctest.Fatal("new", err)
 	}
 	defer upg.Stop()
+	bad := os.Getenv("MEMTEST_BAD")
+	f, err := wrongKindFile(bad)
+	if err != nil {
+		return proctest.Fatal("wrong kind", err)
+	}
+	defer f.Close()
 	// The metadata layout: version 1, handed over (1 or 0), the number
 	// of slots (uint64, little endian), the SHA-256 of the memory.
-	meta := func(handedOver byte) []byte {
-		b := []byte{1, handedOver}
-		b = binary.LittleEndian.AppendUint64(b, 256)
-		return append(b, make([]byte, 32)...)
+	meta := binary.LittleEndian.AppendUint64([]byte{1, 1}, 256)
+	if bad == "notover" {
+		meta[1] = 0
 	}
-	switch bad := os.Getenv("MEMTEST_BAD"); bad {
-	case "pipe":
-		r, w, perr := os.Pipe()
-		if perr == nil {
-			defer r.Close()
-			defer w.Close()
-			err = upg.Pass(memtable.Scheme, tableName, r, meta(1))
-		} else {
-			err = perr
-		}
-	case "udp":
-		c, uerr := net.ListenPacket("udp", "127.0.0.1:0")
-		if uerr == nil {
-			defer c.Close()
-			err = upg.Pass(memtable.Scheme, tableName, c.(*net.UDPConn), meta(1))
-		} else {
-			err = uerr
-		}
-	case "unsealed", "notover":
-		fd, merr := unix.MemfdCreate("bad", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-		if merr != nil {
-			err = merr
-			break
-		}
-		f := os.NewFile(uintptr(fd), "bad")
-		defer f.Close()
-		unix.Ftruncate(fd, 64+256*64)
-		m := meta(1)
-		if bad == "notover" {
-			unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW)
-			m = meta(0)
-		}
-		err = upg.Pass(memtable.Scheme, tableName, f, m)
-	default:
-		err = fmt.Errorf("unknown MEMTEST_BAD %q", bad)
-	}
-	if err != nil {
-		fmt.Printf("FATAL pid=%d pass: %v\n", pid, err)
-		return 1
-	}
-	if err := upg.Ready(); err != nil {
-		fmt.Printf("FATAL pid=%d ready: %v\n", pid, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), proctest.Timeout)
-	defer cancel()
-	child, err := upg.Upgrade(ctx)
-	fmt.Printf("UPGRADE pid=%d child=%d err=%q\n", pid, child, fmt.Sprint(err))
-	return 0
+	meta = append(meta, make([]byte, 32)...)
+	return proctest.PassAndUpgrade(upg, memtable.Scheme, tableName, f, meta)
 }
 
-func countFds() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return -1
+// wrongKindFile opens what is passed under the table's name:
+//
+//	pipe      a pipe
+//	udp       a UDP socket
+//	unsealed  a memfd without seals
+//	notover   a real memfd (its metadata says it was not handed over)
+func wrongKindFile(kind string) (proctest.Conn, error) {
+	switch kind {
+	case "pipe":
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		w.Close()
+		return r, nil
+	case "udp":
+		return net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	case "unsealed", "notover":
+		fd, err := unix.MemfdCreate("bad", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		if err != nil {
+			return nil, err
+		}
+		f := os.NewFile(uintptr(fd), "bad")
+		unix.Ftruncate(fd, 64+256*64)
+		if kind == "notover" {
+			unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW)
+		}
+		return f, nil
 	}
-	return len(ents)
+	return nil, fmt.Errorf("unknown MEMTEST_BAD %q", kind)
 }

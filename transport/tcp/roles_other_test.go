@@ -1,0 +1,6 @@
+//go:build !linux
+
+package tcp_test
+
+// roles is empty: roles run on Linux only.
+var roles map[string]func() int
