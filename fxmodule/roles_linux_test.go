@@ -16,24 +16,11 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/fxmodule"
-	"github.com/tableflip-go/tableflip/internal/proctest"
 	"github.com/tableflip-go/tableflip/tableflip"
 )
 
-func runRole(role string) int {
-	switch role {
-	case "app":
-		return appMain()
-	}
-	fmt.Printf("FATAL unknown role %q\n", role)
-	return 2
-}
-
-func setup() {
-	if err := proctest.SetSubreaper(); err != nil {
-		panic(err)
-	}
-}
+// roles are the programs the test binary plays when re-executed.
+var roles = map[string]func() int{"app": appMain}
 
 // appMain is the fx app the real-process tests upgrade: the test binary
 // re-executed with TFTEST_ROLE=app. TFFX_MODE says how this generation

@@ -1,16 +1,11 @@
 package tableflip_test
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/tableflip-go/tableflip/internal/proctest"
 )
 
-func TestMain(m *testing.M) {
-	if role := os.Getenv("TFTEST_ROLE"); role != "" {
-		os.Exit(runRole(role))
-	}
-	setup()
-	goleak.VerifyTestMain(m)
-}
+// TestMain runs the role a re-executed test binary was started for (see
+// roles_linux_test.go), or the tests.
+func TestMain(m *testing.M) { proctest.Main(m, roles) }

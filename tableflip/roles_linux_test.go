@@ -1,30 +1,10 @@
 package tableflip_test
 
-import (
-	"fmt"
-
-	"github.com/tableflip-go/tableflip/internal/proctest"
-)
-
-func runRole(role string) int {
-	switch role {
-	case "server":
-		return serverMain()
-	case "systemd":
-		return systemdMain()
-	case "bench-child":
-		return benchChildMain()
-	case "bench-baseline":
-		return benchBaselineMain()
-	case "fakechild":
-		return fakeChildMain()
-	}
-	fmt.Printf("FATAL unknown role %q\n", role)
-	return 2
-}
-
-func setup() {
-	if err := proctest.SetSubreaper(); err != nil {
-		panic(err)
-	}
+// roles are the programs the test binary plays when re-executed.
+var roles = map[string]func() int{
+	"server":         serverMain,
+	"systemd":        systemdMain,
+	"bench-child":    benchChildMain,
+	"bench-baseline": benchBaselineMain,
+	"fakechild":      fakeChildMain,
 }

@@ -31,14 +31,7 @@ func startServer(t *testing.T, env ...string) *server {
 	return s
 }
 
-func field(line, name string) string {
-	for _, f := range strings.Fields(line) {
-		if v, ok := strings.CutPrefix(f, name+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
+func field(line, name string) string { return proctest.Fields(line)[name] }
 
 func (s *server) ready(line string) string {
 	s.addr = field(line, "addr")
