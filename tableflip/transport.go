@@ -27,6 +27,38 @@ type Transport interface {
 	Open(ctx context.Context, fds Fds, address string) (io.Closer, error)
 }
 
+// Kind is the kind of object a transport's Open returns.
+type Kind int
+
+const (
+	KindUnknown    Kind = iota
+	KindListener        // a net.Listener
+	KindPacketConn      // a net.PacketConn
+	KindConn            // a net.Conn
+	KindFile            // an *os.File or a type of the transport's own
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindListener:
+		return "net.Listener"
+	case KindPacketConn:
+		return "net.PacketConn"
+	case KindConn:
+		return "net.Conn"
+	case KindFile:
+		return "file"
+	}
+	return "unknown kind"
+}
+
+// Kinder is an optional interface of a Transport that says what its Open
+// returns, so that Listen and ListenPacket refuse a scheme of the wrong kind
+// before anything is created, and passed on to later generations.
+type Kinder interface {
+	Kind() Kind
+}
+
 // Unclaimer is an optional interface of a Transport. When a generation
 // becomes ready, Unclaimed is called for every file of the transport that the
 // parent passed and nobody claimed (the configuration no longer names it),
@@ -110,16 +142,23 @@ func Open(ctx context.Context, fds Fds, uri string) (io.Closer, error) {
 
 // Listen opens uri and returns it as a net.Listener.
 func Listen(ctx context.Context, fds Fds, uri string) (net.Listener, error) {
-	return openAs[net.Listener](ctx, fds, uri, "net.Listener")
+	return openAs[net.Listener](ctx, fds, uri, KindListener)
 }
 
 // ListenPacket opens uri and returns it as a net.PacketConn.
 func ListenPacket(ctx context.Context, fds Fds, uri string) (net.PacketConn, error) {
-	return openAs[net.PacketConn](ctx, fds, uri, "net.PacketConn")
+	return openAs[net.PacketConn](ctx, fds, uri, KindPacketConn)
 }
 
-func openAs[T any](ctx context.Context, fds Fds, uri, what string) (T, error) {
+func openAs[T any](ctx context.Context, fds Fds, uri string, want Kind) (T, error) {
 	var zero T
+	if scheme, _, err := SplitAddress(uri); err == nil {
+		if t, ok := Lookup(scheme); ok {
+			if k, ok := t.(Kinder); ok && k.Kind() != want {
+				return zero, fmt.Errorf("tableflip: %q opens a %s, not a %s", uri, k.Kind(), want)
+			}
+		}
+	}
 	c, err := Open(ctx, fds, uri)
 	if err != nil {
 		return zero, err
@@ -127,7 +166,7 @@ func openAs[T any](ctx context.Context, fds Fds, uri, what string) (T, error) {
 	v, ok := c.(T)
 	if !ok {
 		c.Close()
-		return zero, fmt.Errorf("tableflip: %q opens a %T, not a %s", uri, c, what)
+		return zero, fmt.Errorf("tableflip: %q opens a %T, not a %s", uri, c, want)
 	}
 	return v, nil
 }

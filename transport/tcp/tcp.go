@@ -99,6 +99,8 @@ type transport string
 
 func (t transport) Name() string { return string(t) }
 
+func (t transport) Kind() tableflip.Kind { return tableflip.KindListener }
+
 func (t transport) Open(ctx context.Context, fds tableflip.Fds, address string) (io.Closer, error) {
 	return Listen(ctx, fds, string(t), address)
 }

@@ -35,7 +35,15 @@ func TestNameBased(t *testing.T) {
 	if _, ok := ln.(*net.TCPListener); !ok {
 		t.Fatalf("%T", ln)
 	}
-	if _, err := tableflip.ListenPacket(context.Background(), u, "tcp://127.0.0.1:0"); err == nil {
-		t.Fatal("a TCP listener returned as a PacketConn")
+	_, err = tableflip.ListenPacket(context.Background(), u, "tcp://127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), `"tcp://127.0.0.1:0" opens a net.Listener, not a net.PacketConn`) {
+		t.Fatalf("a TCP listener asked for as a PacketConn: %v", err)
 	}
+	// Refused before anything was created: nothing is passed on under the
+	// key, so the listener can still be opened.
+	ln2, err := tableflip.Listen(context.Background(), u, "tcp://127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("after the refused ListenPacket: %v", err)
+	}
+	ln2.Close()
 }

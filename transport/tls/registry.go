@@ -44,6 +44,8 @@ func (t *transport) set(cfg *Config) {
 
 func (t *transport) Name() string { return t.scheme }
 
+func (t *transport) Kind() tableflip.Kind { return tableflip.KindListener }
+
 // Open listens on address (host:port) with TCP.
 func (t *transport) Open(ctx context.Context, fds tableflip.Fds, address string) (io.Closer, error) {
 	t.mu.Lock()

@@ -132,6 +132,8 @@ type transport string
 
 func (t transport) Name() string { return string(t) }
 
+func (t transport) Kind() tableflip.Kind { return tableflip.KindPacketConn }
+
 func (t transport) Open(ctx context.Context, fds tableflip.Fds, address string) (io.Closer, error) {
 	c, err := ListenPacket(ctx, fds, string(t), address)
 	if err != nil {

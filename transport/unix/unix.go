@@ -336,6 +336,13 @@ var _ tableflip.Unclaimer = transport("unix")
 
 func (t transport) Name() string { return string(t) }
 
+func (t transport) Kind() tableflip.Kind {
+	if t == "unixgram" {
+		return tableflip.KindPacketConn
+	}
+	return tableflip.KindListener
+}
+
 // Unclaimed removes the socket file of a path the new configuration no
 // longer names: no generation will listen on it again. As at the final
 // stop, only if it is still the file the first generation created.
