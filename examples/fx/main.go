@@ -29,7 +29,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -42,6 +41,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/fxmodule"
+	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	_ "github.com/tableflip-go/tableflip/transport/tcp"  // registers "tcp://"
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
@@ -49,12 +49,11 @@ import (
 
 // flags are the command line.
 type flags struct {
-	addr      string
-	socket    string
-	pidFile   string
-	logFormat string
-	record    string
-	itemTime  time.Duration
+	addr     string
+	socket   string
+	pidFile  string
+	record   string
+	itemTime time.Duration
 }
 
 func main() {
@@ -62,18 +61,17 @@ func main() {
 	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	flag.StringVar(&f.socket, "socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	flag.StringVar(&f.pidFile, "pidfile", "", "keep the serving process's pid in this `file`")
-	flag.StringVar(&f.logFormat, "log", "console", "log to stderr as `console`, json, or off")
+	logFormat := example.LogFlag(flag.CommandLine)
 	flag.StringVar(&f.record, "record", "", "append one line per worker event to this `file`")
 	flag.DurationVar(&f.itemTime, "item", 20*time.Millisecond, "time the worker spends on one item")
 	flag.Parse()
-	log, err := newLogger(f.logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	// Run exits 1 when the app fails to start or to stop cleanly, and
-	// returns after a clean stop: SIGTERM, or an upgrade that succeeded.
-	newApp(f, log).Run()
+	os.Exit(example.Run("fx", *logFormat, func(log *zap.Logger) error {
+		// fx's Run exits 1 when the app fails to start or to stop
+		// cleanly, and returns after a clean stop: SIGTERM, or an
+		// upgrade that succeeded.
+		newApp(f, log).Run()
+		return nil
+	}))
 }
 
 // newApp is the whole service.
@@ -120,19 +118,4 @@ func newServer(upg *tableflip.Upgrader, w *Worker) *http.Server {
 		fmt.Fprintf(rw, "pid=%d generation=%d next_item=%d\n", pid, gen, w.Next())
 	})
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-}
-
-func newLogger(format string) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	switch format {
-	case "json":
-	case "console":
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	case "off":
-		return zap.NewNop(), nil
-	default:
-		return nil, errors.New("fx: -log must be console, json or off")
-	}
-	return cfg.Build()
 }

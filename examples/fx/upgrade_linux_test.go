@@ -4,63 +4,25 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // upgrades is how many consecutive upgrades the load test drives.
 const upgrades = 20
 
-// startServer starts serverBin with args, -pidfile and -record, waits until
-// it is ready, and kills whatever is left of it when the test ends. Its log
-// goes to the test's log (shown on failure or with -v). It returns the
-// record file's path.
-func startServer(t *testing.T, args ...string) (*loadtest.Server, string) {
+// startServer starts the program with args and -record, waits until it
+// is ready, and kills whatever is left of it when the test ends. It
+// returns the record file's path.
+func startServer(t *testing.T, p exampletest.Program, args ...string) (*exampletest.Server, string) {
 	t.Helper()
-	dir := t.TempDir()
-	pidFile, record := filepath.Join(dir, "fx.pid"), filepath.Join(dir, "record")
-	cmd := exec.Command(serverBin, append(args, "-pidfile", pidFile, "-record", record)...)
-	cmd.Stderr = testLog{t}
-	// A race-enabled binary sleeps 1s at exit by default; a race it found
-	// still makes it exit with status 66, which the tests check.
-	cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	srv, err := loadtest.StartServer(context.Background(), cmd, pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv, record
-}
-
-// testLog writes a process's output to the test log.
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(p []byte) (int, error) {
-	l.t.Logf("server: %s", p)
-	return len(p), nil
-}
-
-// listenAddr is the address the serving generation listens on.
-func listenAddr(t *testing.T, srv *loadtest.Server) string {
-	t.Helper()
-	lns, err := loadtest.Listeners(srv.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lns) != 1 {
-		t.Fatalf("pid %d listens on %v, want one socket", srv.PID(), lns)
-	}
-	return lns[0].Addr
+	record := filepath.Join(t.TempDir(), "record")
+	return p.Start(t, append(args, "-record", record)...), record
 }
 
 // TestUpgradesUnderLoad upgrades the service 20 times while two loads run,
@@ -71,59 +33,13 @@ func listenAddr(t *testing.T, srv *loadtest.Server) string {
 // gap, each generation doing one run of items after the previous one, and
 // the item in flight at each upgrade finished by the old generation.
 func TestUpgradesUnderLoad(t *testing.T) {
-	srv, record := startServer(t, "-addr", "127.0.0.1:0", "-item", "10ms")
-	url := "http://" + listenAddr(t, srv) + "/"
-	var loads []*loadtest.Load
-	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
-		l, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: url}, Mode: mode, Clients: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Stop()
-		loads = append(loads, l)
-	}
-	ctx := context.Background()
-	waitServed := func(pid int) {
-		t.Helper()
-		for _, l := range loads {
-			if err := l.WaitServed(ctx, pid, 5); err != nil {
-				t.Fatalf("%s: %v", l.Stats().Mode, err)
-			}
-		}
-	}
-	waitServed(srv.PID())
-	for i := 1; i <= upgrades; i++ {
-		up, err := srv.Upgrade(ctx)
-		if err != nil {
-			t.Fatalf("upgrade %d: %v", i, err)
-		}
-		if !up.OldExit.Reaped || up.OldExit.Code != 0 {
-			t.Errorf("upgrade %d: old generation: %v, want exit status 0", i, up.OldExit)
-		}
-		waitServed(up.NewPID)
-		t.Logf("upgrade %2d: pid %d -> %d, ready in %v, old one gone after %v", i, up.OldPID, up.NewPID, up.Latency, up.Exited)
-	}
-	gens := srv.Generations()
-	for _, l := range loads {
-		s := l.Stop()
-		t.Log(s)
-		if s.Failures != 0 {
-			t.Errorf("%s: %d of %d requests failed; first errors:\n%v", s.Mode, s.Failures, s.Requests+s.Failures, s.Errors)
-		}
-		for _, pid := range gens {
-			if s.ByPid[pid] == 0 {
-				t.Errorf("%s: generation pid %d served no request", s.Mode, pid)
-			}
-		}
-	}
-	exit, err := srv.Stop(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !exit.Reaped || exit.Code != 0 {
-		t.Fatalf("SIGTERM: %v, want exit status 0", exit)
-	}
-	checkRecord(t, record, gens, 0)
+	srv, record := startServer(t, program, "-addr", "127.0.0.1:0", "-item", "10ms")
+	ln := srv.Listener(t)
+	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://" + ln.Addr + "/"}, 4)
+	srv.UpgradeUnderLoad(t, ln, upgrades, loads...)
+	srv.StopLoads(t, loads...)
+	srv.StopClean(t)
+	checkRecord(t, record, srv.Generations(), 0)
 }
 
 // checkRecord checks the worker's record of a run through the generations
@@ -255,41 +171,17 @@ func checkRecord(t *testing.T, path string, gens []int, wantFailed int) {
 // TestAnswer checks the stable contract of GET /: 200 and pid=<pid of the
 // serving process>.
 func TestAnswer(t *testing.T) {
-	srv, _ := startServer(t, "-addr", "127.0.0.1:0")
-	ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listenAddr(t, srv)+"/", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, 512)
-	n, _ := resp.Body.Read(body)
-	resp.Body.Close()
-	http.DefaultClient.CloseIdleConnections()
-	if pid, ok := loadtest.ParsePID(body[:n]); resp.StatusCode != 200 || !ok || pid != srv.PID() {
-		t.Errorf("GET /: %s %q, want 200 and pid=%d", resp.Status, body[:n], srv.PID())
-	}
-	exit, err := srv.Stop(ctx)
-	if err != nil || !exit.Reaped || exit.Code != 0 {
-		t.Fatalf("SIGTERM: %v %v, want exit status 0", exit, err)
-	}
+	srv, _ := startServer(t, program, "-addr", "127.0.0.1:0")
+	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
+	srv.StopClean(t)
 }
 
 // TestUnixSocket serves on -socket PATH through a few upgrades under load:
 // no request fails, the path stays bound, and after SIGTERM it is gone.
 func TestUnixSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fx.sock")
-	srv, record := startServer(t, "-socket", path)
-	var loads []*loadtest.Load
-	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
-		l, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: "http://unix/", UnixSocket: path}, Mode: mode, Clients: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Stop()
-		loads = append(loads, l)
-	}
+	srv, record := startServer(t, program, "-socket", path)
+	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://unix/", UnixSocket: path}, 2)
 	ctx := context.Background()
 	for i := 1; i <= 3; i++ {
 		for _, l := range loads {
@@ -316,10 +208,7 @@ func TestUnixSocket(t *testing.T) {
 			t.Errorf("%v", s)
 		}
 	}
-	exit, err := srv.Stop(ctx)
-	if err != nil || !exit.Reaped || exit.Code != 0 {
-		t.Fatalf("SIGTERM: %v %v, want exit status 0", exit, err)
-	}
+	srv.StopClean(t)
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Errorf("after SIGTERM: lstat %s: %v, want it gone", path, err)
 	}

@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -27,8 +26,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
@@ -39,18 +38,11 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
-	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
+	logFormat := example.LogFlag(flag.CommandLine)
 	flag.Parse()
-
-	log, err := newLogger(*logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	if err := run(log, *addr, *socket, *pidFile); err != nil {
-		log.Error("exit", zap.Error(err))
-		os.Exit(1)
-	}
+	os.Exit(example.Run("http", *logFormat, func(log *zap.Logger) error {
+		return run(log, *addr, *socket, *pidFile)
+	}))
 }
 
 func run(log *zap.Logger, addr, socket, pidFile string) error {
@@ -123,20 +115,4 @@ func listen(upg *tableflip.Upgrader, addr, socket string) (net.Listener, error) 
 		return tableflip.Listen(context.Background(), upg, "unix://"+socket)
 	}
 	return tcp.Listen(context.Background(), upg, "tcp", addr)
-}
-
-func newLogger(format string) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	cfg.DisableStacktrace = true // errors carry their own story
-	switch format {
-	case "json":
-	case "console":
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	case "off":
-		return zap.NewNop(), nil
-	default:
-		return nil, errors.New("http: -log must be console, json or off")
-	}
-	return cfg.Build()
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // TestUnixSocketUnderLoadThroughUpgrades serves HTTP on -socket PATH
@@ -25,8 +26,8 @@ import (
 // SIGTERM the path is gone.
 func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "http.sock")
-	srv := startServer(t, "-socket", path)
-	ln := listener(t, srv)
+	srv := program.Start(t, "-socket", path)
+	ln := srv.Listener(t)
 	if ln.Network != "unix" || ln.Addr != path {
 		t.Fatalf("the server listens on %s %s, want unix %s", ln.Network, ln.Addr, path)
 	}
@@ -61,25 +62,9 @@ func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
 	}
 	defer stopChecker()
 
-	var loads []*loadtest.Load
-	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
-		l, err := loadtest.Start(loadtest.Config{
-			Target:  loadtest.Target{URL: "http://unix/", UnixSocket: path},
-			Mode:    mode,
-			Clients: 4,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Stop()
-		loads = append(loads, l)
-	}
-	upgradeUnderLoad(t, srv, ln, upgrades, loads...)
-	for _, l := range loads {
-		s := l.Stop()
-		t.Log(s)
-		checkStats(t, s, srv)
-	}
+	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://unix/", UnixSocket: path}, 4)
+	srv.UpgradeUnderLoad(t, ln, upgrades, loads...)
+	srv.StopLoads(t, loads...)
 	stopChecker()
 	t.Logf("checker: %d stats of %s, %d found it missing, %d found another file", checks.Load(), path, missing.Load(), replaced.Load())
 	if missing.Load() != 0 || replaced.Load() != 0 {
@@ -89,7 +74,7 @@ func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
 		t.Errorf("the checker ran only %d times", checks.Load())
 	}
 
-	stopServer(t, srv)
+	srv.StopClean(t)
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after SIGTERM: lstat %s: %v, want it gone", path, err)
 	}
@@ -99,7 +84,7 @@ func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
 // socket file behind; the next start replaces it and serves.
 func TestUnixSocketStaleAfterSIGKILL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "http.sock")
-	srv := startServer(t, "-socket", path)
+	srv := program.Start(t, "-socket", path)
 	exit, err := srv.Signal(context.Background(), syscall.SIGKILL)
 	if err != nil {
 		t.Fatal(err)
@@ -124,14 +109,14 @@ func TestUnixSocketStaleAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv2 := startServer(t, "-socket", path)
+	srv2 := program.Start(t, "-socket", path)
 	if got := inode(t, path); got == staleIno {
 		t.Errorf("the socket file is still the stale one (inode %d)", got)
 	}
 	if pid := getPID(t, path); pid != srv2.PID() {
 		t.Errorf("GET / answered by pid %d, want %d", pid, srv2.PID())
 	}
-	stopServer(t, srv2)
+	srv2.StopClean(t)
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after SIGTERM: lstat %s: %v, want it gone", path, err)
 	}

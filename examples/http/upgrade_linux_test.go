@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // TestUpgradesUnderLoad is the zero-downtime proof: 8 concurrent clients
@@ -24,8 +19,8 @@ import (
 func TestUpgradesUnderLoad(t *testing.T) {
 	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
 		t.Run(mode.String(), func(t *testing.T) {
-			srv := startServer(t, "-addr", "127.0.0.1:0")
-			ln := listener(t, srv)
+			srv := program.Start(t, "-addr", "127.0.0.1:0")
+			ln := srv.Listener(t)
 			load, err := loadtest.Start(loadtest.Config{
 				Target:  loadtest.Target{URL: "http://" + ln.Addr + "/"},
 				Mode:    mode,
@@ -36,11 +31,9 @@ func TestUpgradesUnderLoad(t *testing.T) {
 			}
 			defer load.Stop()
 
-			upgradeUnderLoad(t, srv, ln, upgrades, load)
-			stats := load.Stop()
-			t.Log(stats)
-			checkStats(t, stats, srv)
-			stopServer(t, srv)
+			srv.UpgradeUnderLoad(t, ln, upgrades, load)
+			srv.StopLoads(t, load)
+			srv.StopClean(t)
 		})
 	}
 }
@@ -57,8 +50,8 @@ func TestWrkThroughUpgrades(t *testing.T) {
 		}
 		t.Fatal("wrk is not installed: apt-get install wrk (or set TABLEFLIP_NO_WRK=1 to skip this test explicitly)")
 	}
-	srv := startServer(t, "-addr", "127.0.0.1:0")
-	ln := listener(t, srv)
+	srv := program.Start(t, "-addr", "127.0.0.1:0")
+	ln := srv.Listener(t)
 	url := "http://" + ln.Addr + "/"
 	wrk, err := loadtest.StartWrk(loadtest.WrkOptions{URL: url, Connections: 32, Threads: 2})
 	if err != nil {
@@ -71,7 +64,7 @@ func TestWrkThroughUpgrades(t *testing.T) {
 	}
 	defer probe.Stop()
 
-	upgradeUnderLoad(t, srv, ln, upgrades, probe)
+	srv.UpgradeUnderLoad(t, ln, upgrades, probe)
 	res, err := wrk.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -83,40 +76,22 @@ func TestWrkThroughUpgrades(t *testing.T) {
 	if res.Requests == 0 {
 		t.Errorf("wrk made no request:\n%s", res.Output)
 	}
-	checkStats(t, probe.Stop(), srv)
-	stopServer(t, srv)
+	srv.CheckStats(t, probe.Stop())
+	srv.StopClean(t)
 }
 
 // TestAnswer checks the stable contract of GET /: 200 and pid=<pid of the
 // serving process>.
 func TestAnswer(t *testing.T) {
-	srv := startServer(t, "-addr", "127.0.0.1:0")
-	ln := listener(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr+"/", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, 512)
-	n, _ := resp.Body.Read(body)
-	resp.Body.Close()
-	http.DefaultClient.CloseIdleConnections()
-	if pid, ok := loadtest.ParsePID(body[:n]); resp.StatusCode != 200 || !ok || pid != srv.PID() {
-		t.Errorf("GET /: %s %q, want 200 and pid=%d", resp.Status, body[:n], srv.PID())
-	}
-	stopServer(t, srv)
+	srv := program.Start(t, "-addr", "127.0.0.1:0")
+	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
+	srv.StopClean(t)
 }
 
 // TestBadFlag checks that a bad -log value is refused with status 2.
 func TestBadFlag(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, serverBin, "-log", "verbose").CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("-log verbose: %v, want exit status 2; output:\n%s", err, out)
+	if out, code := program.Run(t, "-log", "verbose"); code != 2 {
+		t.Fatalf("-log verbose: exit status %d, want 2; output:\n%s", code, out)
 	}
 }
 
@@ -127,18 +102,8 @@ func TestBadFlag(t *testing.T) {
 func TestUpgradeFailureKeepsServing(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
-	copyFile(t, serverBin, bin)
-	pidFile := filepath.Join(dir, "http.pid")
-	failed := make(chan struct{})
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-pidfile", pidFile)
-	cmd.Stderr = &lineWatch{t: t, match: "upgrade failed, still serving", found: failed}
-	cmd.Env = append(os.Environ(), "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
-	srv, err := loadtest.StartServer(context.Background(), cmd, pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln := listener(t, srv)
+	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
+	ln := srv.Listener(t)
 	load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: "http://" + ln.Addr + "/"}, Mode: loadtest.KeepAlive, Clients: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -160,27 +125,21 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	if err := os.Rename(broken, bin); err != nil {
 		t.Fatal(err)
 	}
+	from := srv.Stderr.Len()
 	if err := syscall.Kill(first, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-failed:
-	case <-time.After(loadtest.DefaultTimeout):
-		t.Fatal("no \"upgrade failed\" in the server's log")
-	}
+	srv.Stderr.Wait(t, from, "upgrade failed, still serving")
 	before := load.Stats().ByPid[first]
 	if err := load.WaitServed(context.Background(), first, before+5); err != nil {
 		t.Fatalf("after the failed upgrade: %v", err)
 	}
-	if pid, err := loadtest.ReadPIDFile(pidFile); err != nil || pid != first {
+	if pid, err := loadtest.ReadPIDFile(srv.PIDFile); err != nil || pid != first {
 		t.Errorf("pid file names %d (%v), want %d", pid, err, first)
 	}
 
 	// Deploy a good binary again: the next SIGHUP upgrades.
-	copyFile(t, serverBin, bin+".new")
-	if err := os.Rename(bin+".new", bin); err != nil {
-		t.Fatal(err)
-	}
+	exampletest.CopyFile(t, program.Path, bin)
 	up, err := srv.Upgrade(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -192,41 +151,5 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	if s.Failures != 0 {
 		t.Errorf("%v", s)
 	}
-	stopServer(t, srv)
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// lineWatch logs a process's output to the test and closes found the
-// first time the output holds match.
-type lineWatch struct {
-	t     *testing.T
-	match string
-	found chan struct{}
-	mu    sync.Mutex
-	buf   strings.Builder
-	done  bool
-}
-
-func (w *lineWatch) Write(p []byte) (int, error) {
-	w.t.Logf("server: %s", p)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.buf.Write(p)
-		if strings.Contains(w.buf.String(), w.match) {
-			w.done = true
-			close(w.found)
-		}
-	}
-	return len(p), nil
+	srv.StopClean(t)
 }

@@ -24,16 +24,14 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/examples/memfd/memtable"
+	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
@@ -50,20 +48,13 @@ func run(args []string) int {
 	addr := fs.String("addr", "127.0.0.1:8081", "serve HTTP on this TCP `host:port`")
 	pidFile := fs.String("pidfile", "", "keep the serving process's pid in this `file`")
 	slots := fs.Int("slots", memtable.DefaultSlots, "`number` of counters the table has room for (when it is created)")
-	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
+	logFormat := example.LogFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(*logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if err := serve(log, *addr, *pidFile, *slots); err != nil {
-		log.Error("exit", zap.Error(err))
-		return 1
-	}
-	return 0
+	return example.Run("memfd", *logFormat, func(log *zap.Logger) error {
+		return serve(log, *addr, *pidFile, *slots)
+	})
 }
 
 func serve(log *zap.Logger, addr, pidFile string, slots int) error {
@@ -141,40 +132,24 @@ func serve(log *zap.Logger, addr, pidFile string, slots int) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	// SIGHUP upgrades, SIGTERM stops; handled before Ready, which writes
+	// the pid file.
+	stopSignals := example.HandleSignals(log, upg)
+	defer stopSignals()
+
 	// Serving: the table is ours to write from now on, and the previous
 	// generation drains and exits.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
-
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(signals)
-wait:
-	for {
-		select {
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				go upgrade(log, upg)
-				continue
-			}
-			upg.Stop()
-			break wait
-		case <-upg.Exit():
-			break wait
-		case err := <-served:
-			return fmt.Errorf("serve: %w", err)
-		}
+	select {
+	case <-upg.Exit(): // the next generation is ready, or SIGTERM
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Drain(dctx)
-}
-
-func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
-	if _, err := upg.Upgrade(context.Background()); err != nil {
-		log.Error("upgrade failed, still serving", zap.Error(err))
-	}
 }
 
 // Checksum is the SHA-256 of the entries as "key=value\n" lines, sorted.
@@ -191,19 +166,4 @@ func Checksum(m map[string]uint64) [32]byte {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
-}
-
-func newLogger(format string) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	switch format {
-	case "json":
-	case "console":
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	case "off":
-		return zap.NewNop(), nil
-	default:
-		return nil, errors.New("memfd: -log must be console, json or off")
-	}
-	return cfg.Build()
 }

@@ -6,52 +6,33 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-type example struct {
-	*loadtest.Server
+// server is a running examples/memfd process tree and a client of it.
+type server struct {
+	*exampletest.Server
 	base string
 	c    *http.Client
 }
 
-func startExample(t *testing.T, args ...string) *example {
+// startExample runs the program (the test binary as the example) on a
+// port of its choosing with args, and waits until it serves.
+func startExample(t *testing.T, args ...string) *server {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pidFile := filepath.Join(t.TempDir(), "memfd.pid")
-	cmd := exec.Command(exe, append([]string{"-addr", "127.0.0.1:0", "-pidfile", pidFile, "-log", "off"}, args...)...)
-	cmd.Env = append(os.Environ(), "TFTEST_ROLE=example")
-	cmd.Stderr = os.Stderr
-	s, err := loadtest.StartServer(context.Background(), cmd, pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ls, err := loadtest.Listeners(s.PID())
-	if err != nil || len(ls) != 1 {
-		t.Fatalf("listeners of pid %d: %v %v", s.PID(), ls, err)
-	}
+	s := program.Start(t, append([]string{"-addr", "127.0.0.1:0", "-log", "off"}, args...)...)
 	tr := &http.Transport{DisableKeepAlives: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &example{Server: s, base: "http://" + ls[0].Addr, c: &http.Client{Transport: tr, Timeout: loadtest.DefaultTimeout}}
+	return &server{Server: s, base: "http://" + s.Listener(t).Addr, c: &http.Client{Transport: tr, Timeout: loadtest.DefaultTimeout}}
 }
 
 // do sends one request and returns the status and body.
-func (e *example) do(method, path string) (int, string, error) {
+func (e *server) do(method, path string) (int, string, error) {
 	req, err := http.NewRequest(method, e.base+path, nil)
 	if err != nil {
 		return 0, "", err
@@ -65,7 +46,7 @@ func (e *example) do(method, path string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-func (e *example) must(t *testing.T, method, path string) string {
+func (e *server) must(t *testing.T, method, path string) string {
 	t.Helper()
 	code, body, err := e.do(method, path)
 	if err != nil || code != http.StatusOK {
@@ -74,7 +55,7 @@ func (e *example) must(t *testing.T, method, path string) string {
 	return body
 }
 
-func (e *example) add(t *testing.T, want map[string]uint64, key string, delta uint64) {
+func (e *server) add(t *testing.T, want map[string]uint64, key string, delta uint64) {
 	t.Helper()
 	e.must(t, "POST", "/add?key="+url.QueryEscape(key)+"&delta="+fmt.Sprint(delta))
 	want[key] += delta

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,15 +17,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // testCA signs the certificates the example serves, so that a client
@@ -117,113 +115,28 @@ func fingerprint(cs *tls.ConnectionState) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// lineLog collects the lines a process tree writes and lets a test wait
-// for one.
-type lineLog struct {
-	mu      sync.Mutex
-	lines   []string
-	partial []byte
-	changed chan struct{}
-}
-
-func newLineLog() *lineLog { return &lineLog{changed: make(chan struct{})} }
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.lines = append(l.lines, string(l.partial[:i]))
-		l.partial = l.partial[i+1:]
-	}
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-// wait returns the first line from index from on that contains every one
-// of subs, and the index after it.
-func (l *lineLog) wait(t *testing.T, from int, subs ...string) (string, int) {
-	t.Helper()
-	deadline := time.After(loadtest.DefaultTimeout)
-	for {
-		l.mu.Lock()
-		for i := from; i < len(l.lines); i++ {
-			ok := true
-			for _, s := range subs {
-				ok = ok && strings.Contains(l.lines[i], s)
-			}
-			if ok {
-				l.mu.Unlock()
-				return l.lines[i], i + 1
-			}
-		}
-		ch := l.changed
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("no log line with %q; log:\n%s", subs, l.String())
-		}
-	}
-}
-
-func (l *lineLog) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.lines)
-}
-
-func (l *lineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n") + "\n" + string(l.partial)
-}
-
-// example is a running examples/tls process tree.
-type example struct {
-	*loadtest.Server
-	addr    string
-	pidFile string
-	log     *lineLog
+// server is a running examples/tls process tree; its log (-log json) is
+// Stderr.
+type server struct {
+	*exampletest.Server
+	addr string
 }
 
 // startExample runs the program (the test binary as the example) on a
 // port of its choosing with args, and waits until it serves.
-func startExample(t *testing.T, args ...string) *example {
+func startExample(t *testing.T, args ...string) *server {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
+	s := program.Start(t, append([]string{"-addr", "127.0.0.1:0", "-log", "json"}, args...)...)
+	ln := s.Listener(t)
+	if ln.Network != "tcp" {
+		t.Fatalf("pid %d listens on %v, want TCP", s.PID(), ln)
 	}
-	pidFile := filepath.Join(t.TempDir(), "tls.pid")
-	cmd := exec.Command(exe, append([]string{"-addr", "127.0.0.1:0", "-pidfile", pidFile, "-log", "json"}, args...)...)
-	cmd.Env = append(os.Environ(), "TFTEST_ROLE=example")
-	logs := newLineLog()
-	cmd.Stderr = logs
-	s, err := loadtest.StartServer(context.Background(), cmd, pidFile)
-	if err != nil {
-		t.Fatalf("%v\nlog:\n%s", err, logs)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ls, err := loadtest.Listeners(s.PID())
-	if err != nil || len(ls) != 1 || ls[0].Network != "tcp" {
-		t.Fatalf("listeners of pid %d: %v %v", s.PID(), ls, err)
-	}
-	return &example{Server: s, addr: ls[0].Addr, pidFile: pidFile, log: logs}
+	return &server{Server: s, addr: ln.Addr}
 }
 
 // get makes one request on a new connection with cfg and returns the body
 // and the TLS state.
-func (e *example) get(t *testing.T, cfg *tls.Config) (string, *tls.ConnectionState) {
+func (e *server) get(t *testing.T, cfg *tls.Config) (string, *tls.ConnectionState) {
 	t.Helper()
 	c := &http.Client{Timeout: loadtest.DefaultTimeout, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
 	resp, err := c.Get("https://" + e.addr + "/")
@@ -248,31 +161,6 @@ func countFds(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return len(ents)
-}
-
-func testExe(t *testing.T) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return exe
-}
-
-// runExample runs the program to its end and returns its output and exit
-// code.
-func runExample(ctx context.Context, t *testing.T, exe string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = append(os.Environ(), "TFTEST_ROLE=example")
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), 0
 }
 
 // h2Load is clients that share one HTTP/2 connection at a time and send

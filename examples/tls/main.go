@@ -42,7 +42,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,13 +49,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	tlstransport "github.com/tableflip-go/tableflip/transport/tls"
@@ -79,7 +76,7 @@ func run(args []string) int {
 	fs.StringVar(&o.pidFile, "pidfile", "", "keep the serving process's pid in this `file`")
 	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`, read by every generation (default: a self-signed one)")
 	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` of -cert")
-	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
+	logFormat := example.LogFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -87,17 +84,9 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "tls: -cert and -key go together")
 		return 2
 	}
-	log, err := newLogger(*logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer log.Sync()
-	if err := serve(log, o); err != nil {
-		log.Error("exit", zap.Error(err))
-		return 1
-	}
-	return 0
+	return example.Run("tls", *logFormat, func(log *zap.Logger) error {
+		return serve(log, o)
+	})
 }
 
 func serve(log *zap.Logger, o options) error {
@@ -151,29 +140,19 @@ func serve(log *zap.Logger, o options) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	// SIGHUP upgrades (and so rotates the certificate), SIGTERM stops;
+	// handled before Ready, which writes the pid file.
+	stopSignals := example.HandleSignals(log, upg)
+	defer stopSignals()
+
 	// Serving: tell the previous generation to drain and exit.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
-
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(signals)
-wait:
-	for {
-		select {
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				go upgrade(log, upg)
-				continue
-			}
-			upg.Stop() // stopping for good; ends an upgrade in flight
-			break wait
-		case <-upg.Exit(): // the next generation is ready
-			break wait
-		case err := <-served:
-			return fmt.Errorf("serve: %w", err)
-		}
+	select {
+	case <-upg.Exit(): // the next generation is ready, or SIGTERM
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
 	}
 
 	// Answer every request already sent to this generation, then exit.
@@ -185,13 +164,6 @@ wait:
 	}
 	log.Info("drained", zap.Duration("duration", time.Since(start)))
 	return nil
-}
-
-// upgrade starts the next generation; on failure this one keeps serving.
-func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
-	if _, err := upg.Upgrade(context.Background()); err != nil {
-		log.Error("upgrade failed, still serving", zap.Error(err))
-	}
 }
 
 // selfSigned returns the pair the previous generation handed over in
@@ -266,19 +238,4 @@ func certFingerprint(cfg *tls.Config) string {
 	}
 	sum := sha256.Sum256(cfg.Certificates[0].Certificate[0])
 	return hex.EncodeToString(sum[:])
-}
-
-func newLogger(format string) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	switch format {
-	case "json":
-	case "console":
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	case "off":
-		return zap.NewNop(), nil
-	default:
-		return nil, errors.New("tls: -log must be console, json or off")
-	}
-	return cfg.Build()
 }

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-// TestMain runs the program itself when a test starts the test binary as
-// the example (TFTEST_ROLE=example); its generations are re-executed the
-// same way, with the same arguments.
+// program is the test binary as the example: TestMain runs the program
+// itself when a test starts the binary that way (TFTEST_ROLE=example); its
+// generations are re-executed the same way, with the same arguments.
+var program exampletest.Program
+
 func TestMain(m *testing.M) {
-	if os.Getenv("TFTEST_ROLE") == "example" {
-		os.Exit(run(os.Args[1:]))
-	}
-	goleak.VerifyTestMain(m)
+	exampletest.MainOrRun(m, &program, run)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // HTTPS under load through 20 upgrades: no request fails; at every upgrade
@@ -28,15 +29,7 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 	ctx := context.Background()
 
 	target := loadtest.Target{URL: "https://" + e.addr + "/", TLS: &tls.Config{RootCAs: ca.pool}}
-	var loads []*loadtest.Load
-	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
-		l, err := loadtest.Start(loadtest.Config{Target: target, Mode: mode, Clients: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Stop()
-		loads = append(loads, l)
-	}
+	loads := exampletest.StartLoads(t, target, 4)
 	for _, l := range loads {
 		if err := l.WaitServed(ctx, e.PID(), 1); err != nil {
 			t.Fatal(err)
@@ -61,7 +54,7 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 
 		up, err := e.Upgrade(ctx)
 		if err != nil {
-			t.Fatalf("upgrade %d: %v\nlog:\n%s", i, err, e.log)
+			t.Fatalf("upgrade %d: %v\nlog:\n%s", i, err, e.Stderr)
 		}
 		latencies = append(latencies, up.Latency)
 		if up.OldExit.Reaped && up.OldExit.Code != 0 {
@@ -151,10 +144,7 @@ func TestMissingCertificate(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 
 	t.Run("first start", func(t *testing.T) {
-		exe := testExe(t)
-		ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
-		defer cancel()
-		out, code := runExample(ctx, t, exe, "-addr", "127.0.0.1:0", "-log", "json", "-cert", certFile, "-key", keyFile)
+		out, code := program.Run(t, "-addr", "127.0.0.1:0", "-log", "json", "-cert", certFile, "-key", keyFile)
 		if code != 1 || !strings.Contains(out, "tlstransport: load certificate") || !strings.Contains(out, "no such file or directory") {
 			t.Errorf("exit %d, output:\n%s", code, out)
 		}
@@ -168,11 +158,11 @@ func TestMissingCertificate(t *testing.T) {
 		if err := syscall.Rename(certFile, certFile+".away"); err != nil {
 			t.Fatal(err)
 		}
-		from := e.log.len()
+		from := e.Stderr.Len()
 		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		line, _ := e.log.wait(t, from, "upgrade failed, still serving", "no such file or directory")
+		line, _ := e.Stderr.Wait(t, from, "upgrade failed, still serving", "no such file or directory")
 		t.Log(line)
 		if got := countFds(t, pid); got != fds {
 			t.Errorf("serving generation had %d descriptors before the failed upgrade, %d after", fds, got)

@@ -27,14 +27,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/transport/udp"
 )
@@ -48,31 +46,16 @@ func run(args []string, stdout io.Writer) int {
 	fs := flag.NewFlagSet("udp", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:5353", "serve UDP on this `host:port` (port 0: any free port, kept across upgrades)")
 	pidFile := fs.String("pidfile", "", "keep the serving process's pid in this `file`")
-	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
+	logFormat := example.LogFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	log, err := newLogger(*logFormat)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer log.Sync()
-	if err := serve(log, stdout, *addr, *pidFile); err != nil {
-		log.Error("exit", zap.Error(err))
-		return 1
-	}
-	return 0
+	return example.Run("udp", *logFormat, func(log *zap.Logger) error {
+		return serve(log, stdout, *addr, *pidFile)
+	})
 }
 
 func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
-	// Catch the signals before anything can learn our pid (the pid file
-	// is written by Ready): a SIGHUP that arrived before Notify would kill
-	// the process.
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-	defer signal.Stop(signals)
-
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
 	if err != nil {
 		return err
@@ -96,27 +79,22 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(conn) }()
 
+	// SIGHUP upgrades, SIGTERM stops. Catch them before anything can
+	// learn our pid (the pid file is written by Ready): a SIGHUP with no
+	// handler would kill the process.
+	stopSignals := example.HandleSignals(log, upg)
+	defer stopSignals()
+
 	// Serving: tell the previous generation to drain and exit.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "ready pid=%d generation=%d addr=%s\n", os.Getpid(), upg.Generation(), conn.LocalAddr())
 
-wait:
-	for {
-		select {
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				go upgrade(log, upg)
-				continue
-			}
-			upg.Stop() // stopping for good; ends an upgrade in flight
-			break wait
-		case <-upg.Exit(): // the next generation is ready
-			break wait
-		case err := <-served:
-			return fmt.Errorf("serve: %w", err)
-		}
+	select {
+	case <-upg.Exit(): // the next generation is ready, or SIGTERM
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
 	}
 
 	// Stop reading; answer every datagram already read. The next
@@ -132,26 +110,4 @@ wait:
 	}
 	log.Info("drained", zap.Duration("duration", time.Since(start)))
 	return nil
-}
-
-// upgrade starts the next generation; on failure this one keeps serving.
-func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
-	if _, err := upg.Upgrade(context.Background()); err != nil {
-		log.Error("upgrade failed, still serving", zap.Error(err))
-	}
-}
-
-func newLogger(format string) (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	switch format {
-	case "json":
-	case "console":
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	case "off":
-		return zap.NewNop(), nil
-	default:
-		return nil, errors.New("udp: -log must be console, json or off")
-	}
-	return cfg.Build()
 }

@@ -3,45 +3,17 @@ package main
 // The tests of examples/udp run the program as a user would: TestMain
 // builds it with `go build` (with -race when the tests run with -race), and
 // each test starts it, sends it datagrams, and upgrades it with SIGHUP
-// between real processes.
+// between real processes (internal/loadtest/exampletest).
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
-	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-// serverBin is the examples/udp binary that TestMain built.
-var serverBin string
+// program is the examples/udp binary that TestMain built.
+var program exampletest.Program
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tableflip-examples-udp-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	var flags []string
-	if raceEnabled {
-		flags = append(flags, "-race")
-	}
-	serverBin, err = loadtest.Build(context.Background(), dir, ".", flags...)
-	if err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	exampletest.Main(m, &program)
 }

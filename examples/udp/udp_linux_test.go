@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,73 +15,32 @@ import (
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // upgrades is how many consecutive upgrades the load test drives.
 const upgrades = 20
 
-// server is a running examples/udp and the ready lines its generations
-// print.
+// server is a running examples/udp and the address it serves on.
 type server struct {
-	*loadtest.Server
-	addr    string
-	pidFile string
-	lines   chan string
+	*exampletest.Server
+	addr string
 }
 
-// startServer starts serverBin on a free port of 127.0.0.1 and waits until
-// it is ready. Its log goes to the test's log.
+// startServer starts the program on a free port of 127.0.0.1 and waits
+// until it is ready.
 func startServer(t *testing.T) *server {
 	t.Helper()
-	pidFile := filepath.Join(t.TempDir(), "udp.pid")
-	cmd := exec.Command(serverBin, "-addr", "127.0.0.1:0", "-pidfile", pidFile)
-	cmd.Stderr = testLog{t}
-	pr, pw := io.Pipe()
-	cmd.Stdout = pw
-	s := &server{pidFile: pidFile, lines: make(chan string, 1024)}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
-	srv, err := loadtest.StartServer(context.Background(), cmd, pidFile)
-	if err != nil {
-		pw.Close()
-		t.Fatal(err)
-	}
-	s.Server = srv
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-		pw.Close()
-		for range s.lines {
-		}
-	})
-	line := s.ready(t, srv.PID())
-	s.addr = field(line, "addr")
+	s := &server{Server: program.Start(t, "-addr", "127.0.0.1:0")}
+	s.addr = field(s.ready(t, s.PID()), "addr")
 	return s
 }
 
-// ready waits for the ready line of pid.
+// ready waits for the line pid prints on stdout when it serves.
 func (s *server) ready(t *testing.T, pid int) string {
 	t.Helper()
-	timeout := time.After(loadtest.DefaultTimeout)
-	for {
-		select {
-		case line, ok := <-s.lines:
-			if !ok {
-				t.Fatalf("server output closed before pid %d was ready", pid)
-			}
-			if strings.HasPrefix(line, "ready ") && field(line, "pid") == strconv.Itoa(pid) {
-				return line
-			}
-		case <-timeout:
-			t.Fatalf("no ready line from pid %d", pid)
-		}
-	}
+	line, _ := s.Stdout.Wait(t, 0, "ready pid="+strconv.Itoa(pid)+" ")
+	return line
 }
 
 func field(line, name string) string {
@@ -95,13 +50,6 @@ func field(line, name string) string {
 		}
 	}
 	return ""
-}
-
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(p []byte) (int, error) {
-	l.t.Logf("server: %s", p)
-	return len(p), nil
 }
 
 // load is clients that each send a datagram with a unique id, wait up to
@@ -289,25 +237,15 @@ func TestAnswer(t *testing.T) {
 // stop sends SIGTERM: status 0 and the pid file removed.
 func stop(t *testing.T, srv *server) {
 	t.Helper()
-	exit, err := srv.Stop(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !exit.Reaped || exit.Code != 0 {
-		t.Errorf("SIGTERM: %v, want exit status 0", exit)
-	}
-	if _, err := os.Stat(srv.pidFile); !errors.Is(err, fs.ErrNotExist) {
+	srv.StopClean(t)
+	if _, err := os.Stat(srv.PIDFile); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("pid file after SIGTERM: %v, want it removed", err)
 	}
 }
 
 // TestBadFlag: an unknown flag is refused with status 2.
 func TestBadFlag(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, serverBin, "-nosuchflag").CombinedOutput()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("-nosuchflag: %v, want exit status 2; output:\n%s", err, out)
+	if out, code := program.Run(t, "-nosuchflag"); code != 2 {
+		t.Fatalf("-nosuchflag: exit status %d, want 2; output:\n%s", code, out)
 	}
 }

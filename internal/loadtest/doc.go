@@ -78,8 +78,8 @@
 //	stats := load.Stop() // stats.Failures must be 0
 //	exit, err := srv.Stop(ctx) // exit.Code must be 0
 //
-// examples/http/main_test.go has this as reusable helpers (startServer,
-// upgradeUnderLoad, checkStats).
+// Package exampletest has this as reusable test helpers for the example
+// programs (Program.Start, Server.UpgradeUnderLoad, Server.CheckStats).
 //
 // The process driver and the socket helpers are Linux only (pidfd, inotify,
 // /proc); elsewhere they return ErrNotSupported. The clients, the wrk

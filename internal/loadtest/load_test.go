@@ -57,6 +57,23 @@ func pidServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &conns
 }
 
+// runLoad runs a load with cfg until pid 4242 has answered n requests,
+// and returns what its clients saw.
+func runLoad(t *testing.T, cfg loadtest.Config, n int64) loadtest.Stats {
+	t.Helper()
+	load, err := loadtest.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer load.Stop()
+	if err := load.WaitServed(context.Background(), 4242, n); err != nil {
+		t.Fatal(err)
+	}
+	s := load.Stop()
+	t.Log(s)
+	return s
+}
+
 // TestLoadModes checks that each mode does what it says: a new connection
 // per request, or one kept-alive connection per client.
 func TestLoadModes(t *testing.T) {
@@ -65,15 +82,7 @@ func TestLoadModes(t *testing.T) {
 			srv, conns := pidServer(t)
 			srv.Start()
 			defer srv.Close()
-			load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Mode: mode, Clients: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := load.WaitServed(context.Background(), 4242, 200); err != nil {
-				t.Fatal(err)
-			}
-			s := load.Stop()
-			t.Log(s)
+			s := runLoad(t, loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Mode: mode, Clients: 4}, 200)
 			if s.Failures != 0 || s.Requests < 200 || s.ByPid[4242] != s.Requests || len(s.Pids) != 1 || s.Mode != mode {
 				t.Fatalf("stats %+v", s)
 			}
@@ -108,15 +117,7 @@ func TestLoadCountsFailures(t *testing.T) {
 	}))
 	defer srv.Close()
 	// One client: its requests meet the four answers in turn.
-	load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Mode: loadtest.KeepAlive, Clients: 1, MaxErrors: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := load.WaitServed(context.Background(), 4242, 20); err != nil {
-		t.Fatal(err)
-	}
-	s := load.Stop()
-	t.Log(s)
+	s := runLoad(t, loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Mode: loadtest.KeepAlive, Clients: 1, MaxErrors: 3}, 20)
 	if s.Failures < 3*s.Requests-3 || s.Failures > 3*s.Requests+3 {
 		t.Errorf("%d failures for %d successes, want 3 per success", s.Failures, s.Requests)
 	}
@@ -144,14 +145,7 @@ func TestLoadUnixSocket(t *testing.T) {
 	srv.Listener = ln
 	srv.Start()
 	defer srv.Close()
-	load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: "http://unix/", UnixSocket: path}, Mode: loadtest.NewConnection, Clients: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := load.WaitServed(context.Background(), 4242, 20); err != nil {
-		t.Fatal(err)
-	}
-	if s := load.Stop(); s.Failures != 0 {
+	if s := runLoad(t, loadtest.Config{Target: loadtest.Target{URL: "http://unix/", UnixSocket: path}, Mode: loadtest.NewConnection, Clients: 2}, 20); s.Failures != 0 {
 		t.Fatal(s)
 	}
 }
@@ -161,19 +155,12 @@ func TestLoadTLS(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	tlsConfig := srv.Client().Transport.(*http.Transport).TLSClientConfig
-	load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: srv.URL, TLS: tlsConfig}, Mode: loadtest.KeepAlive, Clients: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := load.WaitServed(context.Background(), 4242, 20); err != nil {
-		t.Fatal(err)
-	}
-	if s := load.Stop(); s.Failures != 0 {
+	if s := runLoad(t, loadtest.Config{Target: loadtest.Target{URL: srv.URL, TLS: tlsConfig}, Mode: loadtest.KeepAlive, Clients: 2}, 20); s.Failures != 0 {
 		t.Fatal(s)
 	}
 
 	// Without the server's certificate, every request fails.
-	load, err = loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Clients: 1})
+	load, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: srv.URL}, Clients: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
