@@ -2,117 +2,42 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
+	"github.com/tableflip-go/tableflip/internal/testcert"
 )
 
-// testCA signs the certificates the example serves, so that a client
-// trusts every generation's certificate.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t *testing.T) *testCA {
+// newCA makes the CA that signs the certificates the example serves, so
+// that a client trusts every generation's certificate.
+func newCA(t *testing.T) *testcert.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testcert.NewCA("examples/tls test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "examples/tls test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
+	return ca
 }
 
-// writeLeaf writes a new certificate for 127.0.0.1 and its key to the two
-// files, each replaced by rename, and returns the certificate's
-// fingerprint.
-func (ca *testCA) writeLeaf(t *testing.T, serial int64, certFile, keyFile string) string {
+// writeLeaf writes a new certificate for 127.0.0.1 signed by ca and its
+// key to the two files, each replaced by rename, and returns the
+// certificate's fingerprint.
+func writeLeaf(t *testing.T, ca *testcert.CA, serial int64, certFile, keyFile string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf, err := ca.WriteLeaf(serial, certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		path string
-		b    []byte
-	}{
-		{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})},
-		{certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})},
-	} {
-		if err := os.WriteFile(f.path+".tmp", f.b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(f.path+".tmp", f.path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:8])
-}
-
-func fingerprint(cs *tls.ConnectionState) string {
-	if cs == nil || len(cs.PeerCertificates) == 0 {
-		return "none"
-	}
-	sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
-	return hex.EncodeToString(sum[:8])
+	return testcert.Fingerprint(leaf)
 }
 
 // server is a running examples/tls process tree; its log (-log json) is

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
+	"github.com/tableflip-go/tableflip/internal/testcert"
 )
 
 // HTTPS under load through 20 upgrades: no request fails; at every upgrade
@@ -24,33 +25,33 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 	ca := newCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	served := ca.writeLeaf(t, 1, certFile, keyFile)
+	served := writeLeaf(t, ca, 1, certFile, keyFile)
 	e := startExample(t, "-cert", certFile, "-key", keyFile)
 	ctx := context.Background()
 
-	target := loadtest.Target{URL: "https://" + e.addr + "/", TLS: &tls.Config{RootCAs: ca.pool}}
+	target := loadtest.Target{URL: "https://" + e.addr + "/", TLS: &tls.Config{RootCAs: ca.Pool}}
 	loads := exampletest.StartLoads(t, target, 4)
 	for _, l := range loads {
 		if err := l.WaitServed(ctx, e.PID(), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h2 := startH2Load(t, "https://"+e.addr+"/", &tls.Config{RootCAs: ca.pool}, 2)
+	h2 := startH2Load(t, "https://"+e.addr+"/", &tls.Config{RootCAs: ca.Pool}, 2)
 	defer h2.stop()
 
 	resumed := 0
 	var latencies []time.Duration
 	for i := 1; i <= upgrades; i++ {
 		cache := tls.NewLRUClientSessionCache(1)
-		resuming := &tls.Config{RootCAs: ca.pool, ClientSessionCache: cache}
+		resuming := &tls.Config{RootCAs: ca.Pool, ClientSessionCache: cache}
 		body, cs := e.get(t, resuming)
 		if !strings.Contains(body, fmt.Sprintf("pid=%d ", e.PID())) || cs.DidResume {
 			t.Fatalf("before upgrade %d: %q resumed=%v, want pid %d and a full handshake", i, body, cs.DidResume, e.PID())
 		}
-		if got := fingerprint(cs); got != served {
+		if got := testcert.PeerFingerprint(cs); got != served {
 			t.Fatalf("before upgrade %d: certificate %s served, want %s", i, got, served)
 		}
-		served = ca.writeLeaf(t, int64(i+1), certFile, keyFile)
+		served = writeLeaf(t, ca, int64(i+1), certFile, keyFile)
 
 		up, err := e.Upgrade(ctx)
 		if err != nil {
@@ -71,8 +72,8 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 		} else {
 			t.Errorf("upgrade %d: the session from before it did not resume", i)
 		}
-		_, cs = e.get(t, &tls.Config{RootCAs: ca.pool})
-		if got := fingerprint(cs); got != served {
+		_, cs = e.get(t, &tls.Config{RootCAs: ca.Pool})
+		if got := testcert.PeerFingerprint(cs); got != served {
 			t.Errorf("after upgrade %d: certificate %s served, want the one on disk, %s", i, got, served)
 		}
 		for _, l := range loads {
@@ -115,7 +116,7 @@ func TestGeneratedCertificateKept(t *testing.T) {
 	e := startExample(t)
 	pinned := &tls.Config{InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 	_, cs := e.get(t, pinned)
-	first := fingerprint(cs)
+	first := testcert.PeerFingerprint(cs)
 	for i := 1; i <= 2; i++ {
 		up, err := e.Upgrade(context.Background())
 		if err != nil {
@@ -126,7 +127,7 @@ func TestGeneratedCertificateKept(t *testing.T) {
 			t.Errorf("upgrade %d: %q resumed=%v", i, body, cs.DidResume)
 		}
 		_, cs = e.get(t, &tls.Config{InsecureSkipVerify: true})
-		if got := fingerprint(cs); got != first {
+		if got := testcert.PeerFingerprint(cs); got != first {
 			t.Errorf("upgrade %d: certificate %s, want the generated %s", i, got, first)
 		}
 	}
@@ -151,7 +152,7 @@ func TestMissingCertificate(t *testing.T) {
 	})
 
 	t.Run("upgrade", func(t *testing.T) {
-		ca.writeLeaf(t, 1, certFile, keyFile)
+		writeLeaf(t, ca, 1, certFile, keyFile)
 		e := startExample(t, "-cert", certFile, "-key", keyFile)
 		pid := e.PID()
 		fds := countFds(t, pid)
@@ -167,7 +168,7 @@ func TestMissingCertificate(t *testing.T) {
 		if got := countFds(t, pid); got != fds {
 			t.Errorf("serving generation had %d descriptors before the failed upgrade, %d after", fds, got)
 		}
-		body, _ := e.get(t, &tls.Config{RootCAs: ca.pool})
+		body, _ := e.get(t, &tls.Config{RootCAs: ca.Pool})
 		if !strings.Contains(body, fmt.Sprintf("pid=%d ", pid)) {
 			t.Errorf("after the failed upgrade: %q, want pid %d", body, pid)
 		}

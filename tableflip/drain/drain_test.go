@@ -4,18 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -29,6 +23,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tableflip-go/tableflip/internal/testcert"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 )
 
@@ -434,7 +429,10 @@ type http2Variant struct {
 }
 
 func http2Variants(t *testing.T) []http2Variant {
-	cert, pool := selfSigned(t)
+	cert, pool, err := testcert.SelfSigned("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return []http2Variant{{
 		name:   "TLS",
 		scheme: "https",
@@ -497,37 +495,6 @@ func TestHTTP2ClientsLoseNothing(t *testing.T) {
 				s.total, s.perGen1, s.perGen2, s.retried, took)
 		})
 	}
-}
-
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "drain test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
 // rawConn is an HTTP/1.1 client connection under the test's control.

@@ -53,7 +53,7 @@ func TestBadInput(t *testing.T) {
 		}, fs.ErrNotExist, "missing.pem"},
 		{"key does not match", func() error {
 			other := filepath.Join(dir, "other")
-			if err := ca.writeLeaf(2, other+".crt", other+".key"); err != nil {
+			if _, err := ca.WriteLeaf(2, other+".crt", other+".key"); err != nil {
 				return err
 			}
 			_, err := tlstransport.Listen(ctx, upg, "tcp", "127.0.0.1:0",

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tableflip-go/tableflip/internal/testcert"
 	"github.com/tableflip-go/tableflip/tableflip/tablefliptest"
 	tlstransport "github.com/tableflip-go/tableflip/transport/tls"
 )
@@ -69,15 +70,11 @@ func dial(t *testing.T, addr string, cfg *tls.Config) bool {
 // Within one generation, keys rotate on the clock: a new key every
 // Rotation, the old ones decrypting until Lifetime after their creation.
 func TestTicketKeysRotate(t *testing.T) {
-	ca, err := newCA()
+	ca, err := testcert.NewCA("tlstransport test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.leaf(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	cert, err := ca.Leaf(7, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,10 +98,10 @@ func TestTicketKeysRotate(t *testing.T) {
 		t.Fatalf("keys %v, want one made now", keys)
 	}
 	first := &firstTicketCache{}
-	if dial(t, addr, ca.clientTLS(first)) {
+	if dial(t, addr, clientTLS(ca, first)) {
 		t.Fatal("first connection resumed")
 	}
-	if !dial(t, addr, ca.clientTLS(first)) {
+	if !dial(t, addr, clientTLS(ca, first)) {
 		t.Fatal("did not resume with the current key")
 	}
 
@@ -114,7 +111,7 @@ func TestTicketKeysRotate(t *testing.T) {
 	}
 	for h := 1; h <= 3; h++ {
 		clock.Advance(time.Hour)
-		resumed := dial(t, addr, ca.clientTLS(first))
+		resumed := dial(t, addr, clientTLS(ca, first))
 		keys := ln.TicketKeys()
 		if want := min(h+1, 3); len(keys) != want {
 			t.Errorf("after %d rotations: %d keys, want %d", h, len(keys), want)
@@ -127,8 +124,8 @@ func TestTicketKeysRotate(t *testing.T) {
 	}
 	// A client with a fresh ticket resumes with the current key.
 	fresh := tls.NewLRUClientSessionCache(1)
-	dial(t, addr, ca.clientTLS(fresh))
-	if !dial(t, addr, ca.clientTLS(fresh)) {
+	dial(t, addr, clientTLS(ca, fresh))
+	if !dial(t, addr, clientTLS(ca, fresh)) {
 		t.Error("a fresh ticket did not resume")
 	}
 }

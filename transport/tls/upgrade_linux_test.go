@@ -10,13 +10,14 @@ import (
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/proctest"
+	"github.com/tableflip-go/tableflip/internal/testcert"
 )
 
 // tlsServer is a started server role and what the test knows of it.
 type tlsServer struct {
 	t    *testing.T
 	p    *proctest.Proc
-	ca   *testCA
+	ca   *testcert.CA
 	pid  string
 	addr string
 	cert string // cert file
@@ -48,7 +49,7 @@ func (s *tlsServer) ready(line string) {
 func (s *tlsServer) client(cache tls.ClientSessionCache) *http.Client {
 	return &http.Client{
 		Timeout:   proctest.Timeout,
-		Transport: &http.Transport{TLSClientConfig: s.ca.clientTLS(cache), DisableKeepAlives: true},
+		Transport: &http.Transport{TLSClientConfig: clientTLS(s.ca, cache), DisableKeepAlives: true},
 	}
 }
 
@@ -109,14 +110,14 @@ func TestResumeAcrossUpgrades(t *testing.T) {
 				if cs.DidResume || !strings.Contains(body, "pid="+s.pid+" ") {
 					t.Fatalf("first request: resumed=%v body %q, want a full handshake with pid %s", cs.DidResume, body, s.pid)
 				}
-				servedBefore := fingerprint(cs)
+				servedBefore := testcert.PeerFingerprint(cs)
 
 				// The new certificate is on disk, but this generation
 				// loaded the old one.
-				if err := s.ca.writeLeaf(int64(100+i), s.cert, s.key); err != nil {
+				if _, err := s.ca.WriteLeaf(int64(100+i), s.cert, s.key); err != nil {
 					t.Fatal(err)
 				}
-				if _, cs := s.get(s.client(nil), "https", "/"); fingerprint(cs) != servedBefore {
+				if _, cs := s.get(s.client(nil), "https", "/"); testcert.PeerFingerprint(cs) != servedBefore {
 					t.Fatalf("the running generation serves a certificate it did not load")
 				}
 
@@ -131,7 +132,7 @@ func TestResumeAcrossUpgrades(t *testing.T) {
 				if cs.DidResume != tc.resume {
 					t.Errorf("upgrade %d: resumed=%v, want %v", i, cs.DidResume, tc.resume)
 				}
-				if _, cs := s.get(s.client(nil), "https", "/"); fingerprint(cs) == servedBefore {
+				if _, cs := s.get(s.client(nil), "https", "/"); testcert.PeerFingerprint(cs) == servedBefore {
 					t.Errorf("upgrade %d: the new generation serves the old certificate", i)
 				}
 			}
