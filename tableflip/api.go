@@ -124,7 +124,9 @@ type NextVersion struct {
 // Options configure an Upgrader. The zero value is usable.
 type Options struct {
 	// UpgradeTimeout bounds an upgrade from starting the child until it
-	// is ready. Zero means one minute.
+	// is ready. In a child it bounds the same handoff from its side, from
+	// New until the parent acknowledges Ready, so that a parent that stalls
+	// cannot hang it. Zero means one minute.
 	UpgradeTimeout time.Duration
 	// KillGrace is how long a child that must be stopped gets between
 	// SIGTERM and SIGKILL. Zero means five seconds.

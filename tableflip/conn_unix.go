@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,6 +37,8 @@ func newHandoffConn(c *net.UnixConn) *handoffConn {
 	fr := &fdReader{c: c, oob: make([]byte, unix.CmsgSpace(4*253))}
 	return &handoffConn{c: c, fr: fr, br: bufio.NewReaderSize(fr, 64<<10)}
 }
+
+func (h *handoffConn) setDeadline(t time.Time) { h.c.SetDeadline(t) }
 
 // readFrame reads the next frame and the descriptors attached to it, which
 // the caller owns.

@@ -172,3 +172,30 @@ func TestChildHitsEMFILE(t *testing.T) {
 	}
 	s.mustUpgrade()
 }
+
+// A parent that stalls mid-handoff does not hang its child: the child gives
+// up after its own upgrade timeout.
+func TestStalledParent(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "parent")
+	theirs := os.NewFile(uintptr(fds[1]), "child")
+	defer ours.Close()
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.ExtraFiles = []*os.File{theirs}
+	p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=server", "TABLEFLIP_HANDOFF=3", "TFTEST_TIMEOUT=500ms")
+	theirs.Close()
+	if typ, _, err := readRawFrame(ours); err != nil || typ != 'H' {
+		t.Fatalf("child hello: %c %v", typ, err)
+	}
+	ours.Write(rawHello(1, os.Getpid(), 1)) // and then nothing
+	if line := p.Expect("ERR "); !strings.Contains(line, "i/o timeout") {
+		t.Fatalf("child said %q", line)
+	}
+	if code := p.Wait(); code == 0 {
+		t.Fatal("child exited 0")
+	}
+}

@@ -176,6 +176,7 @@ func (u *Upgrader) becomeReady() error {
 			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
 			return err
 		}
+		u.parent.setDeadline(time.Time{})
 		u.wg.Add(1)
 		go u.watchParent()
 	}

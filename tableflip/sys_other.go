@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
 const supported = false
@@ -15,6 +16,7 @@ type handoffConn struct{ c net.Conn }
 func (h *handoffConn) readFrame() (frame, []int, error)                     { return frame{}, nil, ErrNotSupported }
 func (h *handoffConn) writeFrame(typ byte, payload []byte, fds []int) error { return ErrNotSupported }
 func (h *handoffConn) writeEnd(total int) error                             { return ErrNotSupported }
+func (h *handoffConn) setDeadline(t time.Time)                              {}
 func (h *handoffConn) Close() error                                         { return nil }
 
 func socketpair() (*handoffConn, *os.File, error)      { return nil, nil, ErrNotSupported }

@@ -143,6 +143,10 @@ func (u *Upgrader) inherit(env string) error {
 	if err != nil {
 		return err
 	}
+	// A parent that hangs must not hang us: the whole handoff, until the
+	// parent acknowledges our ready, gets the upgrade timeout, as it has
+	// on the parent's side.
+	hc.setDeadline(time.Now().Add(u.opts.UpgradeTimeout))
 	fail := func(err error) error {
 		hc.writeFrame(frameFail, []byte(err.Error()), nil)
 		hc.Close()
