@@ -31,31 +31,27 @@ import (
 // stays open in the next generation). Two listeners with one name are an fx
 // error; so is an address whose scheme no imported transport handles.
 func Listener(name, uri string) fx.Option {
-	return fx.Provide(fx.Annotate(
-		func(fds tableflip.Fds, lc fx.Lifecycle) (net.Listener, error) {
-			ln, err := NewListener(fds, name, uri)
-			if err != nil {
-				return nil, err
-			}
-			lc.Append(closeHook(ln))
-			return ln, nil
-		},
-		fx.ResultTags(nameTag(name)),
-	))
+	return provideNamed(name, uri, NewListener)
 }
 
 // PacketConn provides the net.PacketConn for uri ("udp://:443",
 // "unixgram:///run/app.sock") as a value named name, as Listener does for
 // listeners.
 func PacketConn(name, uri string) fx.Option {
+	return provideNamed(name, uri, NewPacketConn)
+}
+
+// provideNamed provides what open returns for uri as a value named name,
+// and closes it on stop.
+func provideNamed[C io.Closer](name, uri string, open func(fds tableflip.Fds, name, uri string) (C, error)) fx.Option {
 	return fx.Provide(fx.Annotate(
-		func(fds tableflip.Fds, lc fx.Lifecycle) (net.PacketConn, error) {
-			pc, err := NewPacketConn(fds, name, uri)
+		func(fds tableflip.Fds, lc fx.Lifecycle) (C, error) {
+			c, err := open(fds, name, uri)
 			if err != nil {
-				return nil, err
+				return c, err
 			}
-			lc.Append(closeHook(pc))
-			return pc, nil
+			lc.Append(closeHook(c))
+			return c, nil
 		},
 		fx.ResultTags(nameTag(name)),
 	))

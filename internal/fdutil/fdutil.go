@@ -1,5 +1,5 @@
-// Package fdutil holds the file-descriptor helpers shared by the core and
-// the transports.
+// Package fdutil holds the file-descriptor helpers shared by the
+// transports.
 package fdutil
 
 import (
@@ -8,7 +8,8 @@ import (
 	"syscall"
 )
 
-// ErrNotSupported is returned by every helper on platforms without them.
+// ErrNotSupported is returned by Inspect on platforms without unix
+// sockets, where Listening reports false.
 var ErrNotSupported = errors.New("fdutil: not supported on this platform")
 
 // SocketInfo describes a socket descriptor.
@@ -36,7 +37,9 @@ func (s SocketInfo) String() string {
 	return str
 }
 
-// Inspect reports what kind of socket c is.
+// Inspect reports what kind of socket c is. Its error names the system
+// call that failed (getsockopt: socket operation on non-socket, for a
+// file that is no socket); callers say what they expected.
 func Inspect(c syscall.Conn) (SocketInfo, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -47,8 +50,5 @@ func Inspect(c syscall.Conn) (SocketInfo, error) {
 	if err := rc.Control(func(fd uintptr) { info, ierr = inspect(int(fd)) }); err != nil {
 		return SocketInfo{}, err
 	}
-	if ierr != nil {
-		return SocketInfo{}, fmt.Errorf("not a socket: %w", ierr)
-	}
-	return info, nil
+	return info, ierr
 }

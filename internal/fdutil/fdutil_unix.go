@@ -2,17 +2,21 @@
 
 package fdutil
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 func inspect(fd int) (SocketInfo, error) {
 	var info SocketInfo
 	var err error
 	if info.Type, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
-		return info, err
+		return info, os.NewSyscallError("getsockopt", err)
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return info, err
+		return info, os.NewSyscallError("getsockname", err)
 	}
 	switch sa.(type) {
 	case *unix.SockaddrInet4:
@@ -24,4 +28,9 @@ func inspect(fd int) (SocketInfo, error) {
 	}
 	info.Listening = acceptConn(fd)
 	return info, nil
+}
+
+func acceptConn(fd int) bool {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	return err == nil && v != 0
 }

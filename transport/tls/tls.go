@@ -31,7 +31,8 @@ type Config struct {
 	// a certificate rotates.
 	CertFile, KeyFile string
 	// TLS is the base server configuration, cloned by Listen. When
-	// CertFile is empty it must provide Certificates or GetCertificate.
+	// CertFile is empty it must provide Certificates, GetCertificate or
+	// GetConfigForClient.
 	// Its session-ticket keys are managed by the listener (see Tickets);
 	// a GetConfigForClient of its own still runs, and a Config it returns
 	// with explicitly set ticket keys uses those instead.

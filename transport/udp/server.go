@@ -37,7 +37,6 @@ type Server struct {
 
 	mu         sync.Mutex
 	conns      map[*net.UDPConn]int // Serve loops running per conn
-	active     int
 	draining   bool
 	drainingCh chan struct{} // closed when the drain has begun
 	idle       chan struct{} // closed when draining and no loop runs
@@ -71,7 +70,6 @@ func (s *Server) Serve(conn *net.UDPConn) error {
 		s.conns = make(map[*net.UDPConn]int)
 	}
 	s.conns[conn]++
-	s.active++
 	s.mu.Unlock()
 	defer s.exit(conn)
 
@@ -98,8 +96,7 @@ func (s *Server) exit(conn *net.UDPConn) {
 	if s.conns[conn]--; s.conns[conn] == 0 {
 		delete(s.conns, conn)
 	}
-	s.active--
-	if s.draining && s.active == 0 {
+	if s.draining && len(s.conns) == 0 {
 		close(s.idle)
 	}
 }
@@ -125,21 +122,18 @@ func (s *Server) Drain(ctx context.Context) error {
 	if !s.draining {
 		s.draining = true
 		s.idle = make(chan struct{})
-		if s.active == 0 {
+		if len(s.conns) == 0 {
 			close(s.idle)
 		}
-	}
-	// A deadline in the past wakes a blocked read at once. A read that
-	// got a datagram returns it, so nothing read is dropped.
-	for c := range s.conns {
-		c.SetReadDeadline(time.Unix(1, 0))
-	}
-	if s.drainingCh == nil {
-		s.drainingCh = make(chan struct{})
-	}
-	select {
-	case <-s.drainingCh:
-	default:
+		// A deadline in the past wakes a blocked read at once. A read
+		// that got a datagram returns it, so nothing read is dropped.
+		// No Serve loop starts from now on, so once is enough.
+		for c := range s.conns {
+			c.SetReadDeadline(time.Unix(1, 0))
+		}
+		if s.drainingCh == nil {
+			s.drainingCh = make(chan struct{})
+		}
 		close(s.drainingCh)
 	}
 	idle := s.idle

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"syscall"
 
 	"github.com/tableflip-go/tableflip/internal/fdutil"
@@ -99,33 +98,11 @@ func checkKind(f *os.File, family int) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrWrongKind, err)
 	}
-	if info.Family != syscall.AF_INET && info.Family != syscall.AF_INET6 {
-		return fmt.Errorf("%w: not an IP socket (address family %d)", ErrWrongKind, info.Family)
-	}
-	if info.Type != syscall.SOCK_DGRAM {
-		return fmt.Errorf("%w: a %s socket, not a datagram one", ErrWrongKind, typeName(info.Type))
-	}
-	if family != 0 && info.Family != family {
-		return fmt.Errorf("%w: an %s socket, want %s", ErrWrongKind, familyName(info.Family), familyName(family))
+	ip := info.Family == syscall.AF_INET || info.Family == syscall.AF_INET6
+	if !ip || info.Type != syscall.SOCK_DGRAM || (family != 0 && info.Family != family) {
+		return fmt.Errorf("%w: got %s", ErrWrongKind, info)
 	}
 	return nil
-}
-
-func typeName(t int) string {
-	if t == syscall.SOCK_STREAM {
-		return "stream"
-	}
-	return "type-" + strconv.Itoa(t)
-}
-
-func familyName(f int) string {
-	switch f {
-	case syscall.AF_INET:
-		return "IPv4"
-	case syscall.AF_INET6:
-		return "IPv6"
-	}
-	return "family-" + strconv.Itoa(f)
 }
 
 type transport string

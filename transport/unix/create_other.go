@@ -2,10 +2,7 @@
 
 package unixtransport
 
-import (
-	"fmt"
-	"os"
-)
+import "os"
 
 const (
 	abstractSupported  = false
@@ -20,10 +17,6 @@ type fileID struct{ dev, ino uint64 }
 func statID(path string) (fileID, error) { return fileID{}, ErrNotSupported }
 
 func sockType(network string) int { return 0 }
-
-func familyName(f int) string { return fmt.Sprintf("address family %d", f) }
-
-func typeName(typ int) string { return fmt.Sprintf("type-%d", typ) }
 
 func (lc *ListenConfig) create(network, path string) (*os.File, *socketMeta, error) {
 	return nil, nil, ErrNotSupported

@@ -34,28 +34,6 @@ func sockType(network string) int {
 	return unix.SOCK_STREAM
 }
 
-func familyName(f int) string {
-	switch f {
-	case unix.AF_INET:
-		return "IPv4"
-	case unix.AF_INET6:
-		return "IPv6"
-	}
-	return fmt.Sprintf("address family %d", f)
-}
-
-func typeName(typ int) string {
-	switch typ {
-	case unix.SOCK_STREAM:
-		return "stream"
-	case unix.SOCK_DGRAM:
-		return "datagram"
-	case unix.SOCK_SEQPACKET:
-		return "seqpacket"
-	}
-	return fmt.Sprintf("type-%d", typ)
-}
-
 // create makes a new socket bound at path, with lc's mode and owner
 // applied before it listens. It replaces a stale socket file (one nothing
 // is bound to any more) and nothing else.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -201,14 +200,9 @@ func checkKind(f *os.File, network string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrWrongKind, err)
 	}
-	if info.Family != afUnix {
-		return fmt.Errorf("%w: an %s socket, not a unix one", ErrWrongKind, familyName(info.Family))
-	}
-	if info.Type != sockType(network) {
-		return fmt.Errorf("%w: a %s socket, not a %s one", ErrWrongKind, typeName(info.Type), typeName(sockType(network)))
-	}
-	if listens := network != "unixgram"; info.Listening != listens {
-		return fmt.Errorf("%w: the socket's listening state is %v, want %v", ErrWrongKind, info.Listening, listens)
+	want := fdutil.SocketInfo{Family: afUnix, Type: sockType(network), Listening: network != "unixgram"}
+	if info != want {
+		return fmt.Errorf("%w: got %s, want %s", ErrWrongKind, info, want)
 	}
 	return nil
 }
@@ -294,37 +288,22 @@ func (m *socketMeta) removeFile() (bool, error) {
 
 // unlinkAtFinalStop removes the socket file when the service stops for
 // good. A generation that stops before it was ready while its parent still
-// serves must not: the parent keeps the path.
+// serves keeps it: the Upgrader runs no FinalStop hook there.
 func (m *socketMeta) unlinkAtFinalStop(fds tableflip.Fds, network, path string) {
 	if !m.hasID {
 		return
 	}
-	var ready atomic.Bool
-	if fds.Generation() <= 1 {
-		// No parent: this generation created the file; its final stop
-		// removes it, ready or not.
-		ready.Store(true)
-	} else if s, ok := fds.(interface{ State() tableflip.State }); ok && s.State() != tableflip.StateInitial {
-		ready.Store(true)
-	}
-	log := fds.Logger()
+	log := fds.Logger().With(zap.String("network", network), zap.String("path", path))
 	fds.AddHooks(tableflip.Hooks{
-		Ready: func() { ready.Store(true) },
 		FinalStop: func() {
-			if !ready.Load() {
-				log.Info("unix socket kept: this generation stopped before it was ready and its parent still serves",
-					zap.String("network", network), zap.String("path", path))
-				return
-			}
 			removed, err := m.removeFile()
 			switch {
 			case err != nil:
-				log.Error("remove unix socket", zap.String("network", network), zap.String("path", path), zap.Error(err))
+				log.Error("remove unix socket", zap.Error(err))
 			case removed:
-				log.Info("unix socket removed", zap.String("network", network), zap.String("path", path))
+				log.Info("unix socket removed")
 			default:
-				log.Info("unix socket not removed: the path is gone or is another file now",
-					zap.String("network", network), zap.String("path", path))
+				log.Info("unix socket not removed: the path is gone or is another file now")
 			}
 		},
 	})
