@@ -87,8 +87,7 @@ type demo struct {
 	logPath string
 
 	srv       *loadtest.Server
-	addr      string
-	inode     uint64
+	ln        loadtest.Listener // the first generation's
 	loads     []*loadtest.Load
 	wrk       *loadtest.Wrk
 	upgrades  []loadtest.Upgrade
@@ -167,14 +166,14 @@ func (d *demo) startServer(ctx context.Context, bin string) error {
 	if len(lns) != 1 {
 		return fmt.Errorf("pid %d listens on %v, want one TCP socket", d.srv.PID(), lns)
 	}
-	d.addr, d.inode = lns[0].Addr, lns[0].Inode
+	d.ln = lns[0]
 	d.sameSock = 1
-	d.printf("Server: %s, pid %d, listening on %s (socket inode %d)\n", filepath.Base(bin), d.srv.PID(), d.addr, d.inode)
+	d.printf("Server: %s, pid %d, listening on %s (socket inode %d)\n", filepath.Base(bin), d.srv.PID(), d.ln.Addr, d.ln.Inode)
 	return nil
 }
 
 func (d *demo) startLoad(ctx context.Context) error {
-	url := "http://" + d.addr + "/"
+	url := "http://" + d.ln.Addr + "/"
 	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
 		l, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: url}, Mode: mode, Clients: d.opts.clients})
 		if err != nil {
@@ -221,16 +220,8 @@ func (d *demo) upgrade(ctx context.Context, i int) error {
 	if up.OldExit.Code != 0 {
 		return fmt.Errorf("upgrade %d: the old generation: %s", i, up.OldExit)
 	}
-	inode, err := loadtest.ListenerInode("tcp", d.addr)
-	if err != nil {
+	if err := d.ln.HeldBy(up.NewPID); err != nil {
 		return fmt.Errorf("upgrade %d: %w", i, err)
-	}
-	if inode != d.inode {
-		return fmt.Errorf("upgrade %d: the socket listening on %s is inode %d, was %d", i, d.addr, inode, d.inode)
-	}
-	held, err := loadtest.HoldsSocket(up.NewPID, d.inode)
-	if err != nil || !held {
-		return fmt.Errorf("upgrade %d: pid %d does not hold the listening socket (inode %d): %v", i, up.NewPID, d.inode, err)
 	}
 	d.sameSock++
 	if err := d.waitServed(ctx, up.NewPID); err != nil {
@@ -349,7 +340,7 @@ func (d *demo) summary(stats []loadtest.Stats, wrk *loadtest.WrkResult, wrkErr e
 	}
 	tw.Flush()
 	d.printf("Listening socket: %s, inode %d, the only one on its port, held by %d of %d generations\n",
-		d.addr, d.inode, d.sameSock, len(gens))
+		d.ln.Addr, d.ln.Inode, d.sameSock, len(gens))
 	d.printf("Stop: SIGTERM to pid %d: %s\n", exit.PID, exitText(exit))
 	if !exit.Reaped || exit.Code != 0 {
 		problems = append(problems, "the last generation did not exit with status 0 on SIGTERM")

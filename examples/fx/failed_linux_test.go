@@ -14,9 +14,9 @@ import (
 
 // TestFailedUpgradeResumes deploys a broken binary: the upgrade fails after
 // the old generation handed its worker's state over, the old generation
-// keeps serving and its worker takes up the work again where it stopped. Then the good binary goes back and an upgrade goes
-// through. No request fails, and the record shows no item done twice and
-// no gap.
+// keeps serving and its worker takes up the work again where it stopped.
+// Then the good binary goes back and an upgrade goes through. No request
+// fails, and the record shows no item done twice and no gap.
 func TestFailedUpgradeResumes(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fx")

@@ -55,6 +55,7 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 	// The listener is inherited from the previous generation, or created.
 	ln, err := listen(upg, addr, socket)
 	if err != nil {
+		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
 	}
 	pid, gen := os.Getpid(), upg.Generation()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -44,12 +45,7 @@ func TestUpgradesUnderLoad(t *testing.T) {
 // which makes it a fair outside judge. Two keep-alive Go clients run
 // alongside to see each generation serve before the next upgrade.
 func TestWrkThroughUpgrades(t *testing.T) {
-	if !loadtest.WrkAvailable() {
-		if os.Getenv("TABLEFLIP_NO_WRK") == "1" {
-			t.Skip("wrk not installed and TABLEFLIP_NO_WRK=1")
-		}
-		t.Fatal("wrk is not installed: apt-get install wrk (or set TABLEFLIP_NO_WRK=1 to skip this test explicitly)")
-	}
+	exampletest.NeedWrk(t)
 	srv := program.Start(t, "-addr", "127.0.0.1:0")
 	ln := srv.Listener(t)
 	url := "http://" + ln.Addr + "/"
@@ -151,5 +147,36 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	if s.Failures != 0 {
 		t.Errorf("%v", s)
 	}
+	srv.StopClean(t)
+}
+
+// TestUpgradeFailureReason: a next generation that cannot listen (here its
+// -socket is in a directory that does not exist) tells the serving one
+// why, and the serving one logs that reason and keeps serving.
+func TestUpgradeFailureReason(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "http")
+	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
+	first := srv.PID()
+
+	good := filepath.Join(dir, "http.good")
+	exampletest.CopyFile(t, program.Path, good)
+	socket := filepath.Join(dir, "missing", "http.sock")
+	broken := filepath.Join(dir, "broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexec "+good+" \"$@\" -socket "+socket+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(broken, bin); err != nil {
+		t.Fatal(err)
+	}
+	from := srv.Stderr.Len()
+	if err := syscall.Kill(first, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := srv.Stderr.Wait(t, from, "upgrade failed, still serving")
+	if !strings.Contains(line, socket) || strings.Contains(line, "stopped before it was ready") {
+		t.Errorf("failure logged as %q, want the child's own reason, about %s", line, socket)
+	}
+	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
 	srv.StopClean(t)
 }

@@ -150,8 +150,5 @@ func TestStateSurvivesUpgrades(t *testing.T) {
 	t.Logf("%d upgrades: %d entries intact (%s), same memfd (%s) in every generation; %d counted writes acknowledged, %d refused during handovers and retried, %d failed",
 		upgrades, len(want), final, inode, acked, refused, failed)
 
-	exit, err := e.Stop(ctx)
-	if err != nil || (exit.Reaped && exit.Code != 0) {
-		t.Errorf("SIGTERM: %v %v", exit, err)
-	}
+	e.StopClean(t)
 }

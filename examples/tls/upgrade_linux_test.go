@@ -58,8 +58,8 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 			t.Fatalf("upgrade %d: %v\nlog:\n%s", i, err, e.Stderr)
 		}
 		latencies = append(latencies, up.Latency)
-		if up.OldExit.Reaped && up.OldExit.Code != 0 {
-			t.Errorf("upgrade %d: old generation %v", i, up.OldExit)
+		if !up.OldExit.Reaped || up.OldExit.Code != 0 {
+			t.Errorf("upgrade %d: old generation: %v, want exit status 0", i, up.OldExit)
 		}
 		// The old generation has exited: every connection from now on
 		// is the new one's.
@@ -101,13 +101,7 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 	t.Logf("upgrade latency (SIGHUP to new pid file): min %v, median %v, max %v",
 		latencies[0], latencies[len(latencies)/2], latencies[len(latencies)-1])
 
-	exit, err := e.Stop(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if exit.Reaped && exit.Code != 0 {
-		t.Errorf("SIGTERM: %v", exit)
-	}
+	e.StopClean(t)
 }
 
 // Without -cert and -key, the generated certificate stays the same across
@@ -131,9 +125,7 @@ func TestGeneratedCertificateKept(t *testing.T) {
 			t.Errorf("upgrade %d: certificate %s, want the generated %s", i, got, first)
 		}
 	}
-	if exit, err := e.Stop(context.Background()); err != nil || (exit.Reaped && exit.Code != 0) {
-		t.Errorf("SIGTERM: %v %v", exit, err)
-	}
+	e.StopClean(t)
 }
 
 // A certificate file that is missing stops a first start with a clear
@@ -178,5 +170,6 @@ func TestMissingCertificate(t *testing.T) {
 		if _, err := e.Upgrade(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		e.StopClean(t)
 	})
 }

@@ -65,6 +65,7 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
 	// The socket is inherited from the previous generation, or created.
 	conn, err := udp.ListenPacket(context.Background(), upg, "udp", addr)
 	if err != nil {
+		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
 	}
 	defer conn.Close()

@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -248,4 +250,37 @@ func TestBadFlag(t *testing.T) {
 	if out, code := program.Run(t, "-nosuchflag"); code != 2 {
 		t.Fatalf("-nosuchflag: exit status %d, want 2; output:\n%s", code, out)
 	}
+}
+
+// TestUpgradeFailureReason: a next generation that cannot listen (here its
+// -addr is no address) tells the serving one why, and the serving one logs
+// that reason and keeps answering.
+func TestUpgradeFailureReason(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "udp")
+	srv := &server{Server: program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")}
+	srv.addr = field(srv.ready(t, srv.PID()), "addr")
+
+	good := filepath.Join(dir, "udp.good")
+	exampletest.CopyFile(t, program.Path, good)
+	broken := filepath.Join(dir, "broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\nexec "+good+" \"$@\" -addr 127.0.0.256:0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(broken, bin); err != nil {
+		t.Fatal(err)
+	}
+	from := srv.Stderr.Len()
+	if err := syscall.Kill(srv.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := srv.Stderr.Wait(t, from, "upgrade failed, still serving")
+	if !strings.Contains(line, "127.0.0.256") || strings.Contains(line, "stopped before it was ready") {
+		t.Errorf("failure logged as %q, want the child's own reason, about 127.0.0.256", line)
+	}
+	l := startLoad(t, srv.addr, 1)
+	defer l.finish()
+	l.waitServed(t, srv.PID(), 1)
+	l.finish()
+	stop(t, srv)
 }

@@ -55,6 +55,7 @@
 // ListenerInode, Listeners and HoldsSocket read /proc and sock_diag to prove
 // that every generation serves from the same listening socket: the same
 // inode, held by each new generation, and the only one on its address.
+// Listener.HeldBy checks all three at once.
 //
 // # wrk
 //

@@ -159,8 +159,8 @@ func TestStartServerNotReady(t *testing.T) {
 	}
 }
 
-// TestServerClose: Close kills every generation still running, including
-// one that is draining, and a server being upgraded.
+// TestServerClose: after an upgrade, Close kills the serving generation,
+// leaves no generation behind, and is idempotent.
 func TestServerClose(t *testing.T) {
 	srv := startServer(t)
 	if _, err := srv.Upgrade(context.Background()); err != nil {

@@ -86,3 +86,32 @@ func TestListenerInodeTwoSockets(t *testing.T) {
 		t.Fatalf("err = %v, want 2 sockets", err)
 	}
 }
+
+// TestListenerHeldBy: HeldBy holds for the socket and a process that has
+// it, and says why otherwise.
+func TestListenerHeldBy(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	l := loadtest.Listener{Network: "tcp", Addr: tl.Addr().String()}
+	if l.Inode, err = loadtest.ListenerInode(l.Network, l.Addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.HeldBy(os.Getpid()); err != nil {
+		t.Errorf("HeldBy(self): %v", err)
+	}
+	if err := l.HeldBy(os.Getppid()); err == nil || !strings.Contains(err.Error(), "does not hold") {
+		t.Errorf("HeldBy(parent): %v, want it not held", err)
+	}
+	other := l
+	other.Inode++
+	if err := other.HeldBy(os.Getpid()); err == nil || !strings.Contains(err.Error(), "is inode") {
+		t.Errorf("HeldBy with another inode: %v, want the inode mismatch", err)
+	}
+	tl.Close()
+	if err := l.HeldBy(os.Getpid()); err == nil || !strings.Contains(err.Error(), "no socket listens") {
+		t.Errorf("HeldBy after Close: %v, want no listener", err)
+	}
+}

@@ -2,11 +2,11 @@ package loadtest_test
 
 import (
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // Outputs of Debian's wrk 4.1.0.
@@ -65,24 +65,10 @@ func TestParseWrk(t *testing.T) {
 	}
 }
 
-// needWrk fails the test when wrk is missing, unless TABLEFLIP_NO_WRK=1
-// says to skip it: wrk is part of the test setup (Debian: apt-get install
-// wrk), and a silently skipped judge proves nothing.
-func needWrk(t *testing.T) {
-	t.Helper()
-	if loadtest.WrkAvailable() {
-		return
-	}
-	if os.Getenv("TABLEFLIP_NO_WRK") == "1" {
-		t.Skip("wrk not installed and TABLEFLIP_NO_WRK=1")
-	}
-	t.Fatal("wrk is not installed: apt-get install wrk (or set TABLEFLIP_NO_WRK=1 to skip this test explicitly)")
-}
-
 // TestWrk runs wrk against a healthy server and against one that drops
 // every connection, to see both verdicts.
 func TestWrk(t *testing.T) {
-	needWrk(t)
+	exampletest.NeedWrk(t)
 	srv, _ := pidServer(t)
 	srv.Start()
 	defer srv.Close()

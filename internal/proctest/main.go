@@ -3,6 +3,7 @@ package proctest
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -43,6 +44,24 @@ func Fields(line string) map[string]string {
 		}
 	}
 	return m
+}
+
+// linePids returns the pids an event line names: the digits N that start
+// a word pid=N, if N is above 0 (to kill(2), 0 and -1 mean "my process
+// group" and "every process I may signal").
+func linePids(line string) []int {
+	var pids []int
+	for _, f := range strings.Fields(line) {
+		v, ok := strings.CutPrefix(f, "pid=")
+		n := 0
+		for n < len(v) && v[n] >= '0' && v[n] <= '9' {
+			n++
+		}
+		if pid, err := strconv.Atoi(v[:n]); ok && err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // ShortDir is a temporary directory with a short path, removed when the

@@ -10,9 +10,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Timeout bounds every wait for an event. It is long because the machines
@@ -30,6 +31,11 @@ type Proc struct {
 	pids  map[int]bool
 	done  chan struct{}
 	log   strings.Builder
+	// waitOnce starts the one Cmd.Wait, which closes exited when it
+	// returns, with waitErr.
+	waitOnce sync.Once
+	exited   chan struct{}
+	waitErr  error
 	// backlog holds lines no Expect has taken yet, in order: processes
 	// of different generations print concurrently.
 	backlog []string
@@ -71,15 +77,10 @@ func StartCommand(t testing.TB, cmd *exec.Cmd, env ...string) *Proc {
 			line := sc.Text()
 			p.mu.Lock()
 			fmt.Fprintln(&p.log, line)
-			p.mu.Unlock()
-			for _, f := range strings.Fields(line) {
-				var pid int
-				if _, err := fmt.Sscanf(f, "pid=%d", &pid); err == nil {
-					p.mu.Lock()
-					p.pids[pid] = true
-					p.mu.Unlock()
-				}
+			for _, pid := range linePids(line) {
+				p.pids[pid] = true
 			}
+			p.mu.Unlock()
 			p.lines <- line
 		}
 		close(p.lines)
@@ -138,17 +139,17 @@ func (p *Proc) Pids() []int {
 }
 
 // Wait waits for the first generation to exit and returns its exit code.
+// Like exec.Cmd.Wait, it then closes the tree's stdout pipe: Expect the
+// lines the test needs first.
 func (p *Proc) Wait() int {
 	p.t.Helper()
-	errc := make(chan error, 1)
-	go func() { errc <- p.Cmd.Wait() }()
 	select {
-	case err := <-errc:
-		if ee, ok := err.(*exec.ExitError); ok {
+	case <-p.wait():
+		if ee, ok := p.waitErr.(*exec.ExitError); ok {
 			return ee.ExitCode()
 		}
-		if err != nil {
-			p.t.Fatal(err)
+		if p.waitErr != nil {
+			p.t.Fatal(p.waitErr)
 		}
 		return 0
 	case <-time.After(Timeout):
@@ -157,24 +158,51 @@ func (p *Proc) Wait() int {
 	}
 }
 
+// wait starts the one Cmd.Wait, for Wait and Cleanup both, and returns a
+// channel closed when it has returned.
+func (p *Proc) wait() <-chan struct{} {
+	p.waitOnce.Do(func() {
+		p.exited = make(chan struct{})
+		go func() {
+			p.waitErr = p.Cmd.Wait()
+			close(p.exited)
+		}()
+	})
+	return p.exited
+}
+
 // Cleanup kills every generation still alive and reaps the ones that became
 // ours. The test process is a subreaper (see SetSubreaper), so generations
 // orphaned by their parent's exit are reparented to it.
+//
+// It signals only live processes of this process's tree, through pidfds
+// opened before anything is killed: a pid printed earlier may belong by now
+// to an unrelated process (the generation exited, was reaped, and its pid
+// was reused; pid_max is often 32768).
 func (p *Proc) Cleanup() {
-	p.Stdin.Close()
+	var live []process
 	for _, pid := range p.Pids() {
-		syscall.Kill(pid, syscall.SIGKILL)
+		if fd, ok := openDescendant(pid); ok {
+			live = append(live, process{pid, fd})
+		}
 	}
-	if p.Cmd.ProcessState == nil {
-		p.Cmd.Wait()
+	p.Stdin.Close()
+	for _, l := range live {
+		unix.PidfdSendSignal(l.fd, unix.SIGKILL, nil, 0)
+	}
+	select {
+	case <-p.wait():
+	case <-time.After(Timeout):
+		p.t.Errorf("pid %d still running after SIGKILL", p.Cmd.Process.Pid)
 	}
 	select {
 	case <-p.done:
 	case <-time.After(Timeout):
 		p.t.Errorf("stdout of the process tree still open after kill")
 	}
-	for _, pid := range p.Pids() {
-		WaitGone(p.t, pid)
+	for _, l := range live {
+		waitGone(p.t, l.pid, l.fd)
+		unix.Close(l.fd)
 	}
 	ReapOrphans()
 }

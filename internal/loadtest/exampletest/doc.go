@@ -29,7 +29,8 @@
 //	srv.StopClean(t) // SIGTERM, exit status 0
 //
 // Server.Stdout and Server.Stderr keep what the generations print, line by
-// line; Log.Wait waits for a line (an event, never a fixed time).
+// line; Log.Wait waits for a line (an event, never a fixed time). A test
+// that uses wrk as its judge starts with NeedWrk.
 //
 // The package compiles everywhere; what drives processes is Linux only, as
 // in package loadtest.
