@@ -55,12 +55,13 @@ type Interface interface {
 }
 
 // Hooks let a transport (or systemd integration, or an application) take
-// part in an upgrade. Every field is optional. Hooks run on the goroutine
-// that drives the upgrade; they must not call back into the Upgrader's
-// lifecycle methods.
+// part in an upgrade. Every field is optional. Hooks run on the upgrader's
+// own goroutines (Prepare on the one that runs the upgrade, the others on
+// the one that owns the lifecycle), in the order they were added; they must
+// not call back into the Upgrader's lifecycle methods.
 type Hooks struct {
-	// Ready runs when this generation becomes ready (after the child's
-	// answer has been sent to its parent, if any).
+	// Ready runs when this generation becomes ready (after its parent, if
+	// any, has acknowledged the child's answer).
 	Ready func()
 	// Prepare runs in the old generation when an upgrade starts, before
 	// the child process is started. It may add files and metadata for the
@@ -128,8 +129,8 @@ type Options struct {
 	// New until the parent acknowledges Ready, so that a parent that stalls
 	// cannot hang it. Zero means one minute.
 	UpgradeTimeout time.Duration
-	// KillGrace is how long a child that must be stopped gets between
-	// SIGTERM and SIGKILL. Zero means five seconds.
+	// KillGrace is how long a child that failed gets to exit by itself,
+	// and then again between SIGTERM and SIGKILL. Zero means five seconds.
 	KillGrace time.Duration
 	// PIDFile, if set, is written atomically with this process's pid when
 	// it becomes ready, and removed on the final stop.

@@ -2,10 +2,6 @@ package tableflip
 
 import "golang.org/x/sys/unix"
 
-// recvCloexec: on Linux the net package receives descriptors with
-// MSG_CMSG_CLOEXEC, so they arrive close-on-exec without a system call each.
-const recvCloexec = true
-
 // socketpairCloexec makes a stream socketpair that is close-on-exec from
 // birth, so no process started meanwhile inherits it.
 func socketpairCloexec() ([2]int, error) {

@@ -8,8 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const recvCloexec = false
-
 // socketpairCloexec makes a stream socketpair that is close-on-exec. Without
 // SOCK_CLOEXEC, the fork lock keeps a concurrent exec from inheriting it
 // between the two calls, as the syscall package does.

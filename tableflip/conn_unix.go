@@ -40,9 +40,20 @@ func newHandoffConn(c *net.UnixConn) *handoffConn {
 
 func (h *handoffConn) setDeadline(t time.Time) { h.c.SetDeadline(t) }
 
-// readFrame reads the next frame and the descriptors attached to it, which
+// readFrame reads the next frame of a kind that carries no files. Files a
+// peer attached anyway are closed: neither side holds on to descriptors it
+// did not ask for (the old generation would leak them for good).
+func (h *handoffConn) readFrame() (frame, error) {
+	f, fds, err := h.readFiles()
+	for _, fd := range fds {
+		closeFd(fd)
+	}
+	return f, err
+}
+
+// readFiles reads the next frame and the descriptors attached to it, which
 // the caller owns.
-func (h *handoffConn) readFrame() (frame, []int, error) {
+func (h *handoffConn) readFiles() (frame, []int, error) {
 	f, err := readFrame(h.br)
 	if err != nil {
 		if h.fr.err != nil {
@@ -134,6 +145,9 @@ func (r *fdReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// parse queues the descriptors of a control message. They arrived
+// close-on-exec: the net package receives with MSG_CMSG_CLOEXEC, or sets the
+// flag itself where that does not exist.
 func (r *fdReader) parse(oob []byte) error {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -143,11 +157,6 @@ func (r *fdReader) parse(oob []byte) error {
 		fds, err := unix.ParseUnixRights(&m)
 		if err != nil {
 			continue
-		}
-		if !recvCloexec {
-			for _, fd := range fds {
-				unix.CloseOnExec(fd)
-			}
 		}
 		r.fds = append(r.fds, fds...)
 	}

@@ -25,7 +25,8 @@ var (
 	// ErrNotInherited is returned by Inherit when the parent passed no file
 	// under the asked transport and key.
 	ErrNotInherited = errors.New("tableflip: not inherited")
-	// ErrDuplicate is returned by Pass and Register for a name already taken.
+	// ErrDuplicate is returned by Pass and Register for a name already
+	// taken, and by Inherit for a file already claimed.
 	ErrDuplicate = errors.New("tableflip: duplicate")
 	// ErrProtocol is wrapped by every error about malformed, truncated or
 	// hostile handoff input.
@@ -62,8 +63,8 @@ type ChildError struct {
 	// TimedOut is true when the child did not answer before the upgrade
 	// timeout and was killed.
 	TimedOut bool
-	// Err is the underlying cause (an exit error, a protocol error, the
-	// context's error), if any.
+	// Err is the underlying cause (a protocol or I/O error, the context's
+	// cause), if any.
 	Err error
 }
 

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The handoff protocol spoken by hand, as docs/protocol.md specifies it, to
@@ -25,6 +27,14 @@ func rawHello(version uint16, pid, gen int) []byte {
 	p = binary.BigEndian.AppendUint32(p, uint32(pid))
 	p = binary.BigEndian.AppendUint32(p, uint32(gen))
 	return rawFrame('H', 0, p)
+}
+
+// rawRecord describes one file of a files frame, without metadata.
+func rawRecord(transport, key string) []byte {
+	b := append([]byte{0, byte(len(transport))}, transport...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	b = append(b, key...)
+	return binary.BigEndian.AppendUint32(b, 0)
 }
 
 func readRawFrame(r io.Reader) (typ byte, payload []byte, err error) {
@@ -50,6 +60,21 @@ func fakeChildMain() int {
 		f.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
 	case "ready-first":
 		f.Write(rawFrame('R', 0, nil))
+	case "files":
+		// 250 files (copies of stdin) where the parent expects a hello.
+		fds := make([]int, 250)
+		unix.Sendmsg(3, rawFrame('F', len(fds), nil), unix.UnixRights(fds...), nil, 0)
+	case "wait":
+		// A correct child until the parent's end frame; then it waits
+		// for the parent's next word.
+		f.Write(rawHello(1, os.Getpid(), 1))
+		for {
+			typ, _, err := readRawFrame(f)
+			if err != nil || typ == 'E' {
+				break
+			}
+		}
+		fmt.Printf("FAKEWAIT pid=%d\n", os.Getpid())
 	}
 	typ, payload, err := readRawFrame(f)
 	for err == nil && typ != 'X' {

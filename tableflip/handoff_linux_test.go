@@ -1,10 +1,16 @@
 package tableflip_test
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tableflip-go/tableflip/internal/proctest"
+	"github.com/tableflip-go/tableflip/tableflip"
 )
 
 // A child that breaks the protocol is refused; the parent keeps serving.
@@ -39,9 +46,140 @@ func TestLyingChild(t *testing.T) {
 	s.mustUpgrade()
 }
 
+// Files a child attaches to a frame that carries none are closed: a child
+// cannot make the old generation leak descriptors.
+func TestChildSendsUnaskedFiles(t *testing.T) {
+	s := startServer(t)
+	before := s.get("/fds")
+	for i := 0; i < 4; i++ {
+		answer, _ := s.upgrade("fake-files")
+		if !strings.HasPrefix(answer, "childerr ") || !strings.Contains(answer, "want hello, got frame 'F'") {
+			t.Fatalf("Upgrade answered %q", answer)
+		}
+		if line := s.p.Expect("FAKECHILD "); !strings.Contains(line, "typ=X") {
+			t.Fatalf("the child was told %s", line)
+		}
+	}
+	// The connection of the previous request may still be closing on the
+	// server's side: ask again (each answer is an event) until it has.
+	after := s.get("/fds")
+	for i := 0; i < 20 && after != before; i++ {
+		after = s.get("/fds")
+	}
+	if after != before {
+		t.Fatalf("open fds: %s before, %s after 4 children sent 250 files each:\n%s", before, after, s.get("/fds?list=1"))
+	}
+}
+
+// A parent that gives up on its child, here because it is stopped, closes
+// the handoff at once: a child that waits for its answer learns it and can
+// exit by itself, rather than hang until SIGKILL.
+func TestChildLearnsParentGaveUp(t *testing.T) {
+	s := startServer(t, "TFTEST_TIMEOUT=60s")
+	answer := make(chan string, 1)
+	go func() {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=fake-wait")
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(b)
+	}()
+	s.p.Expect("FAKEWAIT ")
+	s.p.Cmd.Process.Signal(syscall.SIGTERM)
+	// The fake child ignores SIGTERM: only the closed socket tells it.
+	if line := s.p.Expect("FAKECHILD "); !strings.Contains(line, "err=EOF") {
+		t.Fatalf("the child saw %s", line)
+	}
+	if got := <-answer; !strings.HasPrefix(got, "childerr ") || !strings.Contains(got, "stopped") {
+		t.Fatalf("Upgrade during Stop answered %q", got)
+	}
+	s.p.Expect(fmt.Sprintf("EXIT pid=%d", s.pid))
+}
+
+// unclaimedTransport reports the files that a generation drops unclaimed.
+type unclaimedTransport struct{}
+
+func (unclaimedTransport) Name() string { return "tftest-unclaimed" }
+func (unclaimedTransport) Open(context.Context, tableflip.Fds, string) (io.Closer, error) {
+	return nil, errors.New("tftest-unclaimed: not for opening")
+}
+func (unclaimedTransport) Unclaimed(key string, meta []byte) {
+	fmt.Printf("UNCLAIMED pid=%d key=%s\n", os.Getpid(), key)
+}
+
+func init() { tableflip.MustRegister(unclaimedTransport{}) }
+
+// Until its parent acknowledges its ready, a child leaves alone what the
+// parent would still use if it gave up: the PID file is put back as it
+// was, and an inherited file the child does not claim is not dropped (a
+// unix socket's path would be unlinked).
+func TestParentGivesUpAfterReady(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer []byte
+	}{
+		{"gives up", rawFrame('X', 0, []byte("tableflip: upgrade timed out"))},
+		{"commits", rawFrame('A', 0, nil)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "app.pid")
+			if err := os.WriteFile(pidfile, []byte("4242\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, conn := hostileParent(t, "TFTEST_PIDFILE="+pidfile)
+			child := p.Cmd.Process.Pid
+			conn.Write(rawHello(1, os.Getpid(), 1))
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			defer w.Close()
+			files := rawFrame('F', 1, rawRecord("tftest-unclaimed", "k"))
+			if err := unix.Sendmsg(int(conn.Fd()), files, unix.UnixRights(int(r.Fd())), nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			conn.Write(rawFrame('E', 0, []byte{0, 0, 0, 1}))
+			if typ, payload, err := readRawFrame(conn); err != nil || typ != 'R' {
+				t.Fatalf("child answered %c %q %v\n%s", typ, payload, err, p.Output())
+			}
+			if b, _ := os.ReadFile(pidfile); string(b) != strconv.Itoa(child)+"\n" {
+				t.Fatalf("pid file %q before the ack, want the child's %d", b, child)
+			}
+			conn.Write(tc.answer)
+			if tc.answer[4] == 'A' {
+				p.Expect("READY ")
+				if line := p.Expect("UNCLAIMED "); field(line, "key") != "k" {
+					t.Fatalf("unclaimed: %s", line)
+				}
+				if b, _ := os.ReadFile(pidfile); string(b) != strconv.Itoa(child)+"\n" {
+					t.Fatalf("pid file %q after the ack, want the child's %d", b, child)
+				}
+				return
+			}
+			if line := p.Expect("READYERR "); !strings.Contains(line, "gave up on us: tableflip: upgrade timed out") {
+				t.Fatalf("Ready failed with %s", line)
+			}
+			if code := p.Wait(); code == 0 {
+				t.Fatal("child exited 0")
+			}
+			if out := p.Output(); strings.Contains(out, "UNCLAIMED") {
+				t.Fatalf("the child dropped an inherited file its parent may still use:\n%s", out)
+			}
+			if b, _ := os.ReadFile(pidfile); string(b) != "4242\n" {
+				t.Fatalf("pid file %q, want the parent's 4242 back", b)
+			}
+		})
+	}
+}
+
 // hostileParent starts a server generation whose parent is this test,
 // speaking the protocol by hand through the returned socket.
-func hostileParent(t *testing.T) (*proctest.Proc, *os.File) {
+func hostileParent(t *testing.T, env ...string) (*proctest.Proc, *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -52,7 +190,7 @@ func hostileParent(t *testing.T) (*proctest.Proc, *os.File) {
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.ExtraFiles = []*os.File{theirs}
-	p := proctest.StartCommand(t, cmd, "TFTEST_ROLE=server", "TABLEFLIP_HANDOFF=3")
+	p := proctest.StartCommand(t, cmd, append([]string{"TFTEST_ROLE=server", "TABLEFLIP_HANDOFF=3"}, env...)...)
 	theirs.Close()
 	t.Cleanup(func() { ours.Close() })
 	// The child speaks first: its hello, at protocol version 1.
@@ -74,6 +212,7 @@ func TestMalformedHandoffFromParent(t *testing.T) {
 	}{
 		{"wrong version", rawHello(2, os.Getpid(), 1), 0, false, "version mismatch: this side speaks 1, the other side speaks 2"},
 		{"no magic", rawFrame('H', 0, []byte("HELLO, WORLD!!!")), 0, false, "hello without the tableflip magic"},
+		{"pid 0", rawHello(1, 0, 1), 0, false, "hello with pid 0"},
 		{"truncated header", []byte{0, 0, 0}, 0, true, "truncated frame header"},
 		{"truncated payload", rawFrame('H', 0, []byte("TFLIP"))[:10], 0, true, "truncated frame"},
 		{"oversized frame", append(binary.BigEndian.AppendUint32(nil, 1<<30), 'H', 0, 0), 0, true, "exceeds the limit"},
@@ -83,6 +222,7 @@ func TestMalformedHandoffFromParent(t *testing.T) {
 		{"files on a state frame", append(hello, rawFrame('S', 1, nil)...), 0, false, "may not carry files"},
 		{"no end frame", hello, 0, true, "before its end frame"},
 		{"bad end frame", append(hello, rawFrame('E', 0, []byte{1})...), 0, false, "end frame of 1 bytes"},
+		{"end frame miscounts", append(hello, rawFrame('E', 0, []byte{0, 0, 0, 2})...), 0, false, "end frame counts 2 files, 0 arrived"},
 		{"unexpected frame", append(hello, rawFrame('R', 0, nil)...), 0, false, "unexpected frame 'R' in the state stream"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

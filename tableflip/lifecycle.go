@@ -30,8 +30,15 @@ func (u *Upgrader) Upgrade(ctx context.Context) (int, error) {
 // reaped first. On a generation with no successor it is the final stop: the
 // FinalStop hooks run and the PID file is removed. Every passed file is
 // closed. Stop is idempotent and returns when all is done.
-func (u *Upgrader) Stop() {
-	u.stopOnce.Do(func() { close(u.stopC) })
+func (u *Upgrader) Stop() { u.stop(nil) }
+
+// stop is Stop, and Fail with a reason: the run goroutine tells a parent
+// that is still waiting for this generation's answer.
+func (u *Upgrader) stop(reason error) {
+	u.stopOnce.Do(func() {
+		u.failReason = reason
+		close(u.stopC)
+	})
 	<-u.done
 	u.wg.Wait()
 }
@@ -129,6 +136,50 @@ func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
 
 // becomeReady runs on the run goroutine when Ready is called.
 func (u *Upgrader) becomeReady() error {
+	if u.parent != nil {
+		// Whatever state the application did not read is discarded, so
+		// that the parent can finish writing. The state stream has told
+		// the parent of its own errors.
+		if _, err := io.Copy(io.Discard, u.stateR); err != nil {
+			return fmt.Errorf("tableflip: read state from parent: %w", err)
+		}
+	}
+	undoPIDFile := func() {}
+	if u.opts.PIDFile != "" {
+		undo, err := writePIDFile(u.opts.PIDFile, os.Getpid())
+		if err != nil {
+			if u.parent != nil {
+				u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
+			}
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return err
+		}
+		undoPIDFile = undo
+	}
+	if u.parent != nil {
+		err := u.parent.writeFrame(frameReady, nil, nil)
+		if err != nil {
+			err = fmt.Errorf("tableflip: tell parent %d we are ready: %w", u.parentPid, err)
+		} else {
+			// Wait for the parent to commit: until it acknowledges, it
+			// may still give up on us (its timeout, its Stop), and this
+			// generation must not have started work that the parent,
+			// serving on, would do too.
+			err = u.awaitAck()
+		}
+		if err != nil {
+			// The parent serves on: the PID file is its own again.
+			undoPIDFile()
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return err
+		}
+		u.parent.setDeadline(time.Time{})
+		u.wg.Add(1)
+		go u.watchParent()
+	}
+	// Only now, committed, may this generation drop what it inherited and
+	// does not use: an Unclaimer may unlink a socket path, which a parent
+	// that gave up on us would still serve.
 	u.activated.closeUnclaimed()
 	u.mu.Lock()
 	for name, e := range u.inherited {
@@ -143,43 +194,6 @@ func (u *Upgrader) becomeReady() error {
 		delete(u.inherited, name)
 	}
 	u.mu.Unlock()
-
-	if u.parent != nil {
-		// Whatever state the application did not read is discarded, so
-		// that the parent can finish writing.
-		if _, err := io.Copy(io.Discard, u.stateR); err != nil {
-			err = fmt.Errorf("tableflip: read state from parent: %w", err)
-			u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
-			return err
-		}
-	}
-	if u.opts.PIDFile != "" {
-		if err := writePIDFile(u.opts.PIDFile, os.Getpid()); err != nil {
-			if u.parent != nil {
-				u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
-			}
-			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return err
-		}
-	}
-	if u.parent != nil {
-		if err := u.parent.writeFrame(frameReady, nil, nil); err != nil {
-			err = fmt.Errorf("tableflip: tell parent %d we are ready: %w", u.parentPid, err)
-			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return err
-		}
-		// Wait for the parent to commit: until it acknowledges, it may
-		// still give up on us (its timeout, its Stop), and this
-		// generation must not have started work that the parent, serving
-		// on, would do too.
-		if err := u.awaitAck(); err != nil {
-			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return err
-		}
-		u.parent.setDeadline(time.Time{})
-		u.wg.Add(1)
-		go u.watchParent()
-	}
 	u.log.Info("ready", zap.Int("pid", os.Getpid()))
 	for _, h := range u.hookList() {
 		if h.Ready != nil {
@@ -190,7 +204,7 @@ func (u *Upgrader) becomeReady() error {
 }
 
 func (u *Upgrader) awaitAck() error {
-	f, _, err := u.parent.readFrame()
+	f, err := u.parent.readFrame()
 	switch {
 	case err == io.EOF:
 		return fmt.Errorf("tableflip: parent %d closed the handoff instead of acknowledging our ready", u.parentPid)
@@ -259,7 +273,11 @@ func (u *Upgrader) shutdown() {
 	if u.parent != nil {
 		if prev == StateInitial {
 			// Stopped before Ready: the parent must not wait for us.
-			u.parent.writeFrame(frameFail, []byte("tableflip: child stopped before it was ready"), nil)
+			reason := "tableflip: child stopped before it was ready"
+			if u.failReason != nil {
+				reason = u.failReason.Error()
+			}
+			u.parent.writeFrame(frameFail, []byte(reason), nil)
 		}
 		u.parent.Close()
 	}

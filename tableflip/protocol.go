@@ -13,7 +13,8 @@ import (
 
 const (
 	// protocolVersion is the version this package speaks. Bump it on any
-	// change to the frames after the hello; the hello's layout is frozen.
+	// change to the frames; only the hello's magic and version, its first
+	// seven bytes, are frozen.
 	protocolVersion uint16 = 1
 	// handoffEnv names the file descriptor of the handoff socket in the
 	// child's environment.
@@ -133,6 +134,10 @@ func decodeHello(f frame) (hello, error) {
 	h.generation = int(binary.BigEndian.Uint32(p[11:15]))
 	if h.generation < 1 || h.generation >= 1<<31-1 {
 		return hello{}, protoErr("hello with generation %d", h.generation)
+	}
+	if h.pid < 1 || h.pid > 1<<31-1 {
+		// A parent's pid is how its child knows it has one (HasParent).
+		return hello{}, protoErr("hello with pid %d", h.pid)
 	}
 	return h, nil
 }

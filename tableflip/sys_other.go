@@ -13,7 +13,8 @@ const supported = false
 
 type handoffConn struct{ c net.Conn }
 
-func (h *handoffConn) readFrame() (frame, []int, error)                     { return frame{}, nil, ErrNotSupported }
+func (h *handoffConn) readFrame() (frame, error)                            { return frame{}, ErrNotSupported }
+func (h *handoffConn) readFiles() (frame, []int, error)                     { return frame{}, nil, ErrNotSupported }
 func (h *handoffConn) writeFrame(typ byte, payload []byte, fds []int) error { return ErrNotSupported }
 func (h *handoffConn) writeEnd(total int) error                             { return ErrNotSupported }
 func (h *handoffConn) setDeadline(t time.Time)                              {}

@@ -21,7 +21,7 @@ const NotifyEnv = "TABLEFLIP_SD_NOTIFY"
 // startSystemd is New's systemd integration: socket activation for the
 // first generation, and the sd_notify hooks.
 func (u *Upgrader) startSystemd() {
-	if u.parentPid == 0 {
+	if !u.HasParent() {
 		u.activated = loadActivation(u.log)
 		if u.activated != nil {
 			// A stop before Ready must not leave them open either.

@@ -128,16 +128,25 @@ func SplitAddress(uri string) (scheme, address string, err error) {
 // Open opens uri ("scheme://address") with the transport registered for
 // its scheme. The transport package must have been imported.
 func Open(ctx context.Context, fds Fds, uri string) (io.Closer, error) {
-	scheme, address, err := SplitAddress(uri)
+	t, address, err := lookupURI(uri)
 	if err != nil {
 		return nil, err
 	}
+	return t.Open(ctx, fds, address)
+}
+
+// lookupURI splits uri and finds the transport registered for its scheme.
+func lookupURI(uri string) (Transport, string, error) {
+	scheme, address, err := SplitAddress(uri)
+	if err != nil {
+		return nil, "", err
+	}
 	t, ok := Lookup(scheme)
 	if !ok {
-		return nil, fmt.Errorf("%w %q in %q (registered: %s; is its package imported?)",
+		return nil, "", fmt.Errorf("%w %q in %q (registered: %s; is its package imported?)",
 			ErrUnknownTransport, scheme, uri, strings.Join(Transports(), ", "))
 	}
-	return t.Open(ctx, fds, address)
+	return t, address, nil
 }
 
 // Listen opens uri and returns it as a net.Listener.
@@ -152,14 +161,14 @@ func ListenPacket(ctx context.Context, fds Fds, uri string) (net.PacketConn, err
 
 func openAs[T any](ctx context.Context, fds Fds, uri string, want Kind) (T, error) {
 	var zero T
-	if scheme, _, err := SplitAddress(uri); err == nil {
-		if t, ok := Lookup(scheme); ok {
-			if k, ok := t.(Kinder); ok && k.Kind() != want {
-				return zero, fmt.Errorf("tableflip: %q opens a %s, not a %s", uri, k.Kind(), want)
-			}
-		}
+	t, address, err := lookupURI(uri)
+	if err != nil {
+		return zero, err
 	}
-	c, err := Open(ctx, fds, uri)
+	if k, ok := t.(Kinder); ok && k.Kind() != want {
+		return zero, fmt.Errorf("tableflip: %q opens a %s, not a %s", uri, k.Kind(), want)
+	}
+	c, err := t.Open(ctx, fds, address)
 	if err != nil {
 		return zero, err
 	}

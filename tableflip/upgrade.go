@@ -130,28 +130,41 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 		// exit status is its own, before it is made to.
 		c.waitExit(u.opts.KillGrace)
 	}
-	c.kill(u.opts.KillGrace)
+	// Closing first tells a child that waits for our answer (in New, or
+	// for the ack in Ready) that we gave up, so that it can exit by
+	// itself instead of hanging until SIGKILL.
 	conn.Close()
-	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: -1, Err: err}
-	if ws, ok := c.state.Sys().(syscall.WaitStatus); ok && ws.Exited() {
-		ce.ExitStatus = ws.ExitStatus()
-	}
+	c.kill(u.opts.KillGrace)
+	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Err: err}
 	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
 		ce.TimedOut = true
 		ce.Err = nil
 	} else if ctx.Err() != nil {
 		ce.Err = context.Cause(ctx)
-	} else if reason != "" || (errors.Is(err, io.EOF)) {
+	} else if reason != "" || errors.Is(err, io.EOF) {
 		ce.Err = nil
 	}
 	return upgradeResult{err: ce}
+}
+
+// exitStatus is the status of a process that exited by itself, else -1.
+// ps is nil when the wait failed: something else in this process, a
+// zombie reaper run as PID 1, may have reaped the child first.
+func exitStatus(ps *os.ProcessState) int {
+	if ps == nil {
+		return -1
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Exited() {
+		return ws.ExitStatus()
+	}
+	return -1
 }
 
 // handoff speaks the parent's side of the protocol. It returns the child's
 // own reason when the child reported a failure.
 func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (string, error) {
 	hc := c.conn
-	f, _, err := hc.readFrame()
+	f, err := hc.readFrame()
 	if err != nil {
 		return "", fmt.Errorf("read child hello: %w", err)
 	}
@@ -166,13 +179,13 @@ func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (strin
 		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 			// The child gave up and went away while we wrote: its
 			// reason, if it gave one, is waiting to be read.
-			if f, _, rerr := hc.readFrame(); rerr == nil && f.typ == frameFail {
+			if f, rerr := hc.readFrame(); rerr == nil && f.typ == frameFail {
 				return string(f.payload), nil
 			}
 		}
 		return "", err
 	}
-	f, _, err = hc.readFrame()
+	f, err = hc.readFrame()
 	switch {
 	case err == io.EOF:
 		return "", fmt.Errorf("child closed the handoff before it was ready: %w", err)
@@ -213,18 +226,8 @@ func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff) error 
 // sendFiles sends every passed file, and this upgrade's extra files, in
 // batches the kernel accepts in one message.
 func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
-	u.mu.Lock()
-	all := make([]*entry, 0, len(u.passing)+len(h.extra))
-	for name, e := range u.passing {
-		if m, ok := h.meta[name]; ok {
-			e2 := *e
-			e2.meta = m
-			e = &e2
-		}
-		all = append(all, e)
-	}
-	u.mu.Unlock()
-	all = append(all, h.extra...)
+	all := u.beginSend(h)
+	defer u.endSend()
 
 	var (
 		payload []byte
@@ -258,6 +261,36 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 		return 0, err
 	}
 	return len(all), nil
+}
+
+// beginSend lists the files an upgrade sends: every passed one, with this
+// upgrade's metadata, then its companions. They are sent without the lock
+// held; until endSend, Forget leaves their descriptors open.
+func (u *Upgrader) beginSend(h *Handoff) []*entry {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sending = true
+	all := make([]*entry, 0, len(u.passing)+len(h.extra))
+	for name, e := range u.passing {
+		if m, ok := h.meta[name]; ok {
+			e2 := *e
+			e2.meta = m
+			e = &e2
+		}
+		all = append(all, e)
+	}
+	return append(all, h.extra...)
+}
+
+// endSend closes what was forgotten while the files were being sent.
+func (u *Upgrader) endSend() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.sending = false
+	for _, e := range u.forgotten {
+		e.close()
+	}
+	u.forgotten = nil
 }
 
 // stateWriter cuts the application's state into state frames.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -46,9 +47,15 @@ type Upgrader struct {
 	mu        sync.Mutex // guards the fields below
 	inherited map[string]*entry
 	passing   map[string]*entry
-	hooks     map[int]Hooks
+	hooks     []registeredHooks
 	nextHook  int
 	state     State
+	// sending is true while an upgrade sends the passed files without the
+	// lock held: Forget then leaves the descriptor open, in forgotten,
+	// until the send is over, so that its number cannot be reused for
+	// another file that the child would get under this name.
+	sending   bool
+	forgotten []*entry
 
 	// lifecycle requests, served by run, the one goroutine that owns
 	// the state transitions.
@@ -59,6 +66,9 @@ type Upgrader struct {
 	done     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
+	// failReason is Fail's reason, set before stopC closes, for the
+	// parent of a generation that fails before Ready.
+	failReason error
 
 	// child is the successor after a successful upgrade.
 	child *childProc
@@ -66,6 +76,11 @@ type Upgrader struct {
 	// later, after a deploy moved the running binary aside, os.Executable
 	// would name the moved file.
 	exe string
+}
+
+type registeredHooks struct {
+	id int
+	Hooks
 }
 
 type upgradeRequest struct {
@@ -98,7 +113,6 @@ func New(opts Options) (*Upgrader, error) {
 		generation: 1,
 		inherited:  make(map[string]*entry),
 		passing:    make(map[string]*entry),
-		hooks:      make(map[int]Hooks),
 		parentGone: make(chan struct{}),
 		readyC:     make(chan chan error),
 		upgradeC:   make(chan upgradeRequest),
@@ -156,7 +170,7 @@ func (u *Upgrader) inherit(env string) error {
 		hc.Close()
 		return err
 	}
-	f, _, err := hc.readFrame()
+	f, err := hc.readFrame()
 	if err != nil {
 		if err == io.EOF {
 			err = protoErr("parent closed the handoff before its hello")
@@ -173,8 +187,9 @@ func (u *Upgrader) inherit(env string) error {
 	}
 	u.parentPid = h.pid
 	u.generation = h.generation + 1
+	files := 0
 	for {
-		f, fds, err := hc.readFrame()
+		f, fds, err := hc.readFiles()
 		if err != nil {
 			u.closeInherited()
 			if err == io.EOF {
@@ -184,7 +199,7 @@ func (u *Upgrader) inherit(env string) error {
 		}
 		if f.typ != frameFiles {
 			// The first non-files frame starts the state stream.
-			u.stateR = &stateReader{hc: hc, pending: &f}
+			u.stateR = &stateReader{hc: hc, pending: &f, files: files}
 			break
 		}
 		recs, err := decodeRecords(f.payload, len(fds))
@@ -197,6 +212,7 @@ func (u *Upgrader) inherit(env string) error {
 				}
 				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
 				fds[i] = -1
+				files++
 			}
 		}
 		if err != nil {
@@ -225,7 +241,7 @@ type stateReader struct {
 	hc      *handoffConn
 	pending *frame
 	buf     []byte
-	total   int // files the end frame announced
+	files   int // files received before the state stream
 	ended   bool
 	err     error
 }
@@ -243,7 +259,7 @@ func (s *stateReader) Read(p []byte) (int, error) {
 			f, s.pending = *s.pending, nil
 		} else {
 			var err error
-			if f, _, err = s.hc.readFrame(); err != nil {
+			if f, err = s.hc.readFrame(); err != nil {
 				if err == io.EOF {
 					err = protoErr("parent closed the handoff before its end frame")
 				}
@@ -257,12 +273,15 @@ func (s *stateReader) Read(p []byte) (int, error) {
 			s.buf = f.payload
 		case frameEnd:
 			n, err := decodeEnd(f)
+			if err == nil && n != s.files {
+				err = protoErr("end frame counts %d files, %d arrived", n, s.files)
+			}
 			if err != nil {
 				s.err = err
 				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
 				return 0, err
 			}
-			s.total, s.ended = n, true
+			s.ended = true
 		case frameFail:
 			s.err = fmt.Errorf("tableflip: parent aborted the handoff: %s", f.payload)
 		default:
@@ -382,8 +401,12 @@ func (u *Upgrader) Forget(transport, key string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if e, ok := u.passing[name]; ok {
-		e.close()
 		delete(u.passing, name)
+		if u.sending {
+			u.forgotten = append(u.forgotten, e)
+		} else {
+			e.close()
+		}
 	}
 }
 
@@ -393,24 +416,20 @@ func (u *Upgrader) AddHooks(h Hooks) (remove func()) {
 	defer u.mu.Unlock()
 	id := u.nextHook
 	u.nextHook++
-	u.hooks[id] = h
+	u.hooks = append(u.hooks, registeredHooks{id: id, Hooks: h})
 	return func() {
 		u.mu.Lock()
-		delete(u.hooks, id)
-		u.mu.Unlock()
+		defer u.mu.Unlock()
+		u.hooks = slices.DeleteFunc(u.hooks, func(r registeredHooks) bool { return r.id == id })
 	}
 }
 
-func (u *Upgrader) hookList() []Hooks {
+// hookList is a copy of the hooks, in the order they were added, to run
+// without the lock held.
+func (u *Upgrader) hookList() []registeredHooks {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	hs := make([]Hooks, 0, len(u.hooks))
-	for id := 0; id < u.nextHook; id++ {
-		if h, ok := u.hooks[id]; ok {
-			hs = append(hs, h)
-		}
-	}
-	return hs
+	return slices.Clone(u.hooks)
 }
 
 // Ready signals that this generation serves: inherited files nobody claimed
@@ -426,12 +445,9 @@ func (u *Upgrader) Ready() error {
 	}
 }
 
-// Fail tells the parent that this generation cannot start; its Upgrade
-// returns a *ChildError whose Reason is reason's message. Then Fail stops
-// the upgrader. Without a parent it only stops.
+// Fail stops the upgrader, and tells the parent that this generation cannot
+// start: its Upgrade returns a *ChildError whose Reason is reason's message.
+// After Ready, or without a parent, it only stops.
 func (u *Upgrader) Fail(reason error) {
-	if u.parent != nil && reason != nil && u.State() == StateInitial {
-		u.parent.writeFrame(frameFail, []byte(reason.Error()), nil)
-	}
-	u.Stop()
+	u.stop(reason)
 }
