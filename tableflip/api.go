@@ -115,8 +115,9 @@ type NextVersion struct {
 	Path string
 	// Args including argv[0].
 	Args []string
-	// Env in os.Environ form. The handoff variable is added by the
-	// upgrader.
+	// Env in os.Environ form; nil means this process's environment. The
+	// handoff variable is added by the upgrader, and systemd's LISTEN_*
+	// variables are removed.
 	Env []string
 	// Dir is the working directory; empty means the current one.
 	Dir string

@@ -55,3 +55,30 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// A name can be passed once: Pass, or Inherit, and not both.
+func TestNameTakenOnce(t *testing.T) {
+	upg, err := tableflip.New(tableflip.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upg.Stop()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := upg.Pass("pipe", "p", r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := upg.Pass("pipe", "p", w, nil); !errors.Is(err, tableflip.ErrDuplicate) {
+		t.Fatalf("second Pass: %v", err)
+	}
+	if _, _, err := upg.Inherit("pipe", "p"); !errors.Is(err, tableflip.ErrDuplicate) {
+		t.Fatalf("Inherit of a passed name: %v", err)
+	}
+	if _, _, err := upg.Inherit("pipe", "q"); !errors.Is(err, tableflip.ErrNotInherited) {
+		t.Fatalf("Inherit of an unknown name: %v", err)
+	}
+}

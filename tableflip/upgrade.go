@@ -341,6 +341,9 @@ func (u *Upgrader) nextVersion(ctx context.Context) (NextVersion, error) {
 	if len(next.Args) == 0 {
 		next.Args = []string{next.Path}
 	}
+	if next.Env == nil {
+		next.Env = def.Env // as with os/exec: nil means this process's environment
+	}
 	next.Env = childEnv(next.Env)
 	return next, nil
 }

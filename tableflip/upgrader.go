@@ -350,12 +350,13 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 	if u.state == StateStopped {
 		return nil, nil, ErrStopped
 	}
+	if _, passing := u.passing[name]; passing {
+		// Claimed, or created and passed, already: the name is taken.
+		return nil, nil, fmt.Errorf("%w: %s %q already claimed or passed", ErrDuplicate, transport, key)
+	}
 	u.activated.claim(u.inherited, u.passing, transport, key) // first generation: systemd socket activation
 	e, ok := u.inherited[name]
 	if !ok {
-		if _, passing := u.passing[name]; passing {
-			return nil, nil, fmt.Errorf("%w: %s %q already claimed", ErrDuplicate, transport, key)
-		}
 		return nil, nil, fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
 	}
 	fd, err := dupFd(e.fd)
