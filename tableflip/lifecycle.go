@@ -29,7 +29,10 @@ func (u *Upgrader) Upgrade(ctx context.Context) (int, error) {
 // Stop ends this generation. During an upgrade the child is killed and
 // reaped first. On a generation with no successor it is the final stop: the
 // FinalStop hooks run and the PID file is removed. Every passed file is
-// closed. Stop is idempotent and returns when all is done.
+// closed. Stop is idempotent and returns when all is done, with one
+// exception: after a successful upgrade, a goroutine keeps waiting for the
+// child so that it is reaped, not left a zombie, if it exits before this
+// process does.
 func (u *Upgrader) Stop() { u.stop(nil) }
 
 // stop is Stop, and Fail with a reason: the run goroutine tells a parent
