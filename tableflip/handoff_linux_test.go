@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,18 +75,7 @@ func TestChildSendsUnaskedFiles(t *testing.T) {
 // exit by itself, rather than hang until SIGKILL.
 func TestChildLearnsParentGaveUp(t *testing.T) {
 	s := startServer(t, "TFTEST_TIMEOUT=60s")
-	answer := make(chan string, 1)
-	go func() {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=fake-wait")
-		if err != nil {
-			answer <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answer <- string(b)
-	}()
+	answer := s.upgradeInBackground("fake-wait")
 	s.p.Expect("FAKEWAIT ")
 	s.p.Cmd.Process.Signal(syscall.SIGTERM)
 	// The fake child ignores SIGTERM: only the closed socket tells it.

@@ -71,6 +71,24 @@ func (s *server) upgrade(mode string) (answer, readyLine string) {
 	return answer, readyLine
 }
 
+// upgradeInBackground asks for an upgrade to a child in mode and returns
+// the answer, or the request's error, when it comes.
+func (s *server) upgradeInBackground(mode string) <-chan string {
+	answer := make(chan string, 1)
+	go func() {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=" + mode)
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answer <- string(b)
+	}()
+	return answer
+}
+
 func (s *server) mustUpgrade() string {
 	s.t.Helper()
 	answer, line := s.upgrade("")
@@ -204,18 +222,7 @@ func TestMissingBinary(t *testing.T) {
 
 func TestUpgradeWhileUpgrading(t *testing.T) {
 	s := startServer(t, "TFTEST_TIMEOUT=3s")
-	first := make(chan string, 1)
-	go func() {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang")
-		if err != nil {
-			first <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		first <- string(b)
-	}()
+	first := s.upgradeInBackground("hang")
 	s.p.Expect("STARTED mode=hang ")
 	if got := s.get("/upgrade"); !strings.Contains(got, "upgrade in progress") {
 		t.Fatalf("second Upgrade: %q", got)
@@ -227,18 +234,7 @@ func TestUpgradeWhileUpgrading(t *testing.T) {
 
 func TestStopDuringUpgrade(t *testing.T) {
 	s := startServer(t, "TFTEST_TIMEOUT=60s", "TFTEST_HOLD=1")
-	answer := make(chan string, 1)
-	go func() {
-		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := c.Get("http://" + s.addr + "/upgrade?mode=hang")
-		if err != nil {
-			answer <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		answer <- string(b)
-	}()
+	answer := s.upgradeInBackground("hang")
 	child, _ := strconv.Atoi(field(s.p.Expect("STARTED mode=hang "), "pid"))
 	// The hung child ignores SIGTERM: Stop must escalate to SIGKILL.
 	s.p.Cmd.Process.Signal(syscall.SIGTERM)
