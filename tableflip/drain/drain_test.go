@@ -351,19 +351,19 @@ func (l *load) check(t *testing.T, wantProto int, retriesFail bool) summary {
 	return s
 }
 
-// handover runs 16 clients made by newTransport against generation g1,
-// brings up g2 on the shared socket, drains g1 while the clients go on,
-// and checks that no request failed.
-func handover(t *testing.T, newTransport func() *http.Transport) (*load, summary, time.Duration) {
+// handover runs clients made by newTransport against generation g1 (made
+// by gen), brings up g2 on the shared socket, drains g1 while the clients
+// go on, and returns the load, finished, and how long g1's drain took.
+func handover(t *testing.T, scheme string, clients int, newTransport func() *http.Transport, gen func(name string, ln net.Listener) *generation) (*load, time.Duration) {
 	t.Helper()
 	oldLn, nextLn := sharedListeners(t)
-	g1 := serve(t, "g1", oldLn, drain.Options{}, nil)
-	l := startLoad(t, "http://"+oldLn.Addr().String()+"/", 16, 20, newTransport, "g1", "g2")
+	g1 := gen("g1", oldLn)
+	l := startLoad(t, scheme+"://"+oldLn.Addr().String()+"/", clients, 20, newTransport, "g1", "g2")
 	l.wait(t, "g1")
 
 	// The next generation is ready: it accepts on the shared socket, and
 	// the old one drains.
-	g2 := serve(t, "g2", nextLn, drain.Options{}, nil)
+	g2 := gen("g2", nextLn)
 	start := time.Now()
 	if err := g1.drain(); err != nil {
 		t.Fatalf("Drain: %v", err)
@@ -377,11 +377,17 @@ func handover(t *testing.T, newTransport func() *http.Transport) (*load, summary
 	if err := g2.drain(); err != nil {
 		t.Errorf("g2 Drain: %v", err)
 	}
-	return l, l.check(t, 1, true), took
+	return l, took
+}
+
+// http1 serves HTTP/1.1 for handover.
+func http1(t *testing.T) func(name string, ln net.Listener) *generation {
+	return func(name string, ln net.Listener) *generation { return serve(t, name, ln, drain.Options{}, nil) }
 }
 
 func TestKeepAliveClientsLoseNothing(t *testing.T) {
-	l, s, took := handover(t, func() *http.Transport { return &http.Transport{MaxIdleConnsPerHost: 1} })
+	l, took := handover(t, "http", 16, func() *http.Transport { return &http.Transport{MaxIdleConnsPerHost: 1} }, http1(t))
+	s := l.check(t, 1, true)
 	// Every connection to g1 has closed by now. Each one that g1 closed
 	// must have been told first: its last answer carried "Connection:
 	// close". A client may drop a connection on its own (Go's transport
@@ -414,7 +420,8 @@ func TestKeepAliveClientsLoseNothing(t *testing.T) {
 }
 
 func TestNewConnectionPerRequestClientsLoseNothing(t *testing.T) {
-	_, s, took := handover(t, func() *http.Transport { return &http.Transport{DisableKeepAlives: true} })
+	l, took := handover(t, "http", 16, func() *http.Transport { return &http.Transport{DisableKeepAlives: true} }, http1(t))
+	s := l.check(t, 1, true)
 	t.Logf("%d requests (g1 %d, g2 %d), 0 failed; drain took %v", s.total, s.perGen1, s.perGen2, took)
 }
 
@@ -468,26 +475,8 @@ func (v http2Variant) serve(t *testing.T, name string, ln net.Listener, opts dra
 func TestHTTP2ClientsLoseNothing(t *testing.T) {
 	for _, tc := range http2Variants(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			oldLn, nextLn := sharedListeners(t)
 			gen := func(name string, ln net.Listener) *generation { return tc.serve(t, name, ln, drain.Options{}) }
-			g1 := gen("g1", oldLn)
-			l := startLoad(t, tc.scheme+"://"+oldLn.Addr().String()+"/", 8, 20, tc.transport, "g1", "g2")
-			l.wait(t, "g1")
-
-			g2 := gen("g2", nextLn)
-			start := time.Now()
-			if err := g1.drain(); err != nil {
-				t.Fatalf("Drain: %v", err)
-			}
-			took := time.Since(start)
-			if err := g1.served(t); err != nil {
-				t.Errorf("g1 Serve returned %v, want nil", err)
-			}
-			l.wait(t, "g2")
-			l.finish()
-			if err := g2.drain(); err != nil {
-				t.Errorf("g2 Drain: %v", err)
-			}
+			l, took := handover(t, tc.scheme, 8, tc.transport, gen)
 			// A retry after GOAWAY is HTTP/2 working as designed: the
 			// server did not take the stream, and says so.
 			s := l.check(t, 2, false)
