@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"syscall"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
+	"github.com/tableflip-go/tableflip/internal/proctest"
 )
 
 // TestUnixSocketUnderLoadThroughUpgrades serves HTTP on -socket PATH
@@ -33,46 +33,13 @@ func TestUnixSocketUnderLoadThroughUpgrades(t *testing.T) {
 	}
 	fileIno := inode(t, path)
 
-	var checks, missing, replaced atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			var st syscall.Stat_t
-			checks.Add(1)
-			if err := syscall.Lstat(path, &st); err != nil {
-				missing.Add(1)
-			} else if st.Ino != fileIno {
-				replaced.Add(1)
-			}
-		}
-	}()
-	stopChecker := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-done
-	}
-	defer stopChecker()
+	watch := proctest.WatchPath(t, path, fileIno)
 
 	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://unix/", UnixSocket: path}, 4)
 	srv.UpgradeUnderLoad(t, ln, upgrades, loads...)
 	srv.StopLoads(t, loads...)
-	stopChecker()
-	t.Logf("checker: %d stats of %s, %d found it missing, %d found another file", checks.Load(), path, missing.Load(), replaced.Load())
-	if missing.Load() != 0 || replaced.Load() != 0 {
-		t.Errorf("the socket path was missing in %d and another file in %d of %d stats", missing.Load(), replaced.Load(), checks.Load())
-	}
-	if checks.Load() < 1000 {
-		t.Errorf("the checker ran only %d times", checks.Load())
-	}
+	watch.Check(t)
+	t.Logf("checker: %v", watch)
 
 	srv.StopClean(t)
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
