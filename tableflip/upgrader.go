@@ -1,13 +1,10 @@
 package tableflip
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"slices"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -147,153 +144,6 @@ func New(opts Options) (*Upgrader, error) {
 	return u, nil
 }
 
-// inherit reads the parent's hello and files from the handoff socket.
-func (u *Upgrader) inherit(env string) error {
-	fd, err := strconv.Atoi(env)
-	if err != nil || fd < 0 {
-		return fmt.Errorf("tableflip: %s=%q is not a file descriptor number", handoffEnv, env)
-	}
-	hc, err := openHandoff(fd)
-	if err != nil {
-		return err
-	}
-	// A parent that hangs must not hang us: the whole handoff, until the
-	// parent acknowledges our ready, gets the upgrade timeout, as it has
-	// on the parent's side.
-	hc.setDeadline(time.Now().Add(u.opts.UpgradeTimeout))
-	fail := func(err error) error {
-		hc.writeFrame(frameFail, []byte(err.Error()), nil)
-		hc.Close()
-		return err
-	}
-	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: 1}), nil); err != nil {
-		hc.Close()
-		return err
-	}
-	f, err := hc.readFrame()
-	if err != nil {
-		if err == io.EOF {
-			err = protoErr("parent closed the handoff before its hello")
-		}
-		return fail(fmt.Errorf("tableflip: read parent hello: %w", err))
-	}
-	if f.typ == frameFail {
-		hc.Close()
-		return fmt.Errorf("tableflip: parent refused the handoff: %s", f.payload)
-	}
-	h, err := decodeHello(f)
-	if err != nil {
-		return fail(err)
-	}
-	u.parentPid = h.pid
-	u.generation = h.generation + 1
-	files := 0
-	for {
-		f, fds, err := hc.readFiles()
-		if err != nil {
-			u.closeInherited()
-			if err == io.EOF {
-				err = protoErr("parent closed the handoff before its end frame")
-			}
-			return fail(fmt.Errorf("tableflip: read files from parent: %w", err))
-		}
-		if f.typ != frameFiles {
-			// The first non-files frame starts the state stream.
-			u.stateR = &stateReader{hc: hc, pending: &f, files: files}
-			break
-		}
-		recs, err := decodeRecords(f.payload, len(fds))
-		if err == nil {
-			for i, r := range recs {
-				name := entryName(r.transport, r.key)
-				if _, dup := u.inherited[name]; dup {
-					err = protoErr("file %s:%s passed twice", r.transport, r.key)
-					break
-				}
-				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
-				fds[i] = -1
-				files++
-			}
-		}
-		if err != nil {
-			for _, fd := range fds {
-				if fd >= 0 {
-					closeFd(fd)
-				}
-			}
-			u.closeInherited()
-			return fail(err)
-		}
-	}
-	u.parent = hc
-	return nil
-}
-
-func (u *Upgrader) closeInherited() {
-	for name, e := range u.inherited {
-		e.close()
-		delete(u.inherited, name)
-	}
-}
-
-// stateReader streams the parent's state frames up to the end frame.
-type stateReader struct {
-	hc      *handoffConn
-	pending *frame
-	buf     []byte
-	files   int // files received before the state stream
-	ended   bool
-	err     error
-}
-
-func (s *stateReader) Read(p []byte) (int, error) {
-	for len(s.buf) == 0 {
-		if s.err != nil {
-			return 0, s.err
-		}
-		if s.ended {
-			return 0, io.EOF
-		}
-		var f frame
-		if s.pending != nil {
-			f, s.pending = *s.pending, nil
-		} else {
-			var err error
-			if f, err = s.hc.readFrame(); err != nil {
-				if err == io.EOF {
-					err = protoErr("parent closed the handoff before its end frame")
-				}
-				s.err = err
-				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
-				return 0, err
-			}
-		}
-		switch f.typ {
-		case frameState:
-			s.buf = f.payload
-		case frameEnd:
-			n, err := decodeEnd(f)
-			if err == nil && n != s.files {
-				err = protoErr("end frame counts %d files, %d arrived", n, s.files)
-			}
-			if err != nil {
-				s.err = err
-				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
-				return 0, err
-			}
-			s.ended = true
-		case frameFail:
-			s.err = fmt.Errorf("tableflip: parent aborted the handoff: %s", f.payload)
-		default:
-			s.err = protoErr("unexpected frame %q in the state stream", f.typ)
-			s.hc.writeFrame(frameFail, []byte(s.err.Error()), nil)
-		}
-	}
-	n := copy(p, s.buf)
-	s.buf = s.buf[n:]
-	return n, nil
-}
-
 // Generation is 1 for a process started without a parent, and one more than
 // its parent's for a child.
 func (u *Upgrader) Generation() int { return u.generation }
@@ -303,16 +153,6 @@ func (u *Upgrader) Logger() *zap.Logger { return u.log }
 
 // HasParent reports whether this process was started by an Upgrade.
 func (u *Upgrader) HasParent() bool { return u.parentPid != 0 }
-
-// LoadState returns the application state the parent wrote with
-// Options.SaveState. Read it before Ready; Ready discards what is left. It is
-// empty without a parent.
-func (u *Upgrader) LoadState() io.Reader {
-	if u.stateR == nil {
-		return bytes.NewReader(nil)
-	}
-	return u.stateR
-}
 
 // State is where the upgrader is in its life.
 func (u *Upgrader) State() State {
@@ -330,17 +170,6 @@ func (u *Upgrader) setState(s State) {
 // Exit is closed when this generation must exit: a successor is ready, or
 // Stop was called. Drain, then call Stop.
 func (u *Upgrader) Exit() <-chan struct{} { return u.exitC }
-
-// WaitForParent blocks until the parent generation has stopped (called Stop
-// or exited), or ctx is done. It returns at once without a parent.
-func (u *Upgrader) WaitForParent(ctx context.Context) error {
-	select {
-	case <-u.parentGone:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("tableflip: wait for parent %d: %w", u.parentPid, ctx.Err())
-	}
-}
 
 // Inherit claims the file the parent passed under transport and key. See Fds.
 func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
@@ -433,22 +262,146 @@ func (u *Upgrader) hookList() []registeredHooks {
 	return slices.Clone(u.hooks)
 }
 
-// Ready signals that this generation serves: inherited files nobody claimed
-// are closed, the PID file is written, and the parent's Upgrade returns our
-// pid. A Ready that fails tells the parent why.
-func (u *Upgrader) Ready() error {
-	reply := make(chan error, 1)
-	select {
-	case u.readyC <- reply:
-		return <-reply
-	case <-u.done:
-		return ErrStopped
+// Stop ends this generation. During an upgrade the child is killed and
+// reaped first. On a generation with no successor it is the final stop: the
+// FinalStop hooks run and the PID file is removed. Every passed file is
+// closed. Stop is idempotent and returns when all is done, with one
+// exception: after a successful upgrade, a goroutine keeps waiting for the
+// child so that it is reaped, not left a zombie, if it exits before this
+// process does.
+func (u *Upgrader) Stop() { u.stop(nil) }
+
+// stop is Stop, and Fail with a reason: the run goroutine tells a parent
+// that is still waiting for this generation's answer.
+func (u *Upgrader) stop(reason error) {
+	u.stopOnce.Do(func() {
+		u.failReason = reason
+		close(u.stopC)
+	})
+	<-u.done
+	u.wg.Wait()
+}
+
+// run owns the lifecycle state: every transition happens here.
+func (u *Upgrader) run() {
+	defer u.wg.Done()
+	defer close(u.done)
+	var (
+		upgrading    chan upgradeResult
+		upgradeReply chan upgradeResult
+		inflight     struct{ cancel context.CancelFunc }
+		started      time.Time
+	)
+	for {
+		select {
+		case reply := <-u.readyC:
+			if st := u.State(); st != StateInitial {
+				reply <- fmt.Errorf("%w (state %s)", ErrAlreadyReady, st)
+				continue
+			}
+			err := u.becomeReady()
+			if err == nil {
+				u.setState(StateReady)
+			}
+			reply <- err
+
+		case req := <-u.upgradeC:
+			switch st := u.State(); st {
+			case StateReady:
+			case StateInitial:
+				req.reply <- upgradeResult{err: ErrNotReady}
+				continue
+			case StateUpgrading:
+				req.reply <- upgradeResult{err: ErrUpgradeInProgress}
+				continue
+			case StateUpgraded:
+				req.reply <- upgradeResult{err: ErrUpgraded}
+				continue
+			default:
+				req.reply <- upgradeResult{err: ErrStopped}
+				continue
+			}
+			u.setState(StateUpgrading)
+			started = time.Now()
+			u.log.Info("upgrade started", zap.Int("pid", os.Getpid()))
+			ctx, cancel := context.WithCancel(req.ctx)
+			inflight.cancel = cancel
+			upgrading = make(chan upgradeResult, 1)
+			upgradeReply = req.reply
+			go func(ch chan upgradeResult) { ch <- u.upgrade(ctx) }(upgrading)
+
+		case r := <-upgrading:
+			inflight.cancel()
+			upgrading = nil
+			u.finishUpgrade(r, started)
+			upgradeReply <- upgradeResult{pid: r.pid, err: r.err}
+
+		case <-u.stopC:
+			if upgrading != nil {
+				inflight.cancel()
+				r := <-upgrading
+				if r.err != nil {
+					// The child was killed and reaped.
+					r.err = fmt.Errorf("%w during the upgrade: %w", ErrStopped, r.err)
+				}
+				// A child acknowledged just before the cancel is the
+				// service now: this Stop is then not the final one.
+				u.finishUpgrade(r, started)
+				upgradeReply <- upgradeResult{pid: r.pid, err: r.err}
+			}
+			u.shutdown()
+			return
+		}
 	}
 }
 
-// Fail stops the upgrader, and tells the parent that this generation cannot
-// start: its Upgrade returns a *ChildError whose Reason is reason's message.
-// After Ready, or without a parent, it only stops.
-func (u *Upgrader) Fail(reason error) {
-	u.stop(reason)
+// shutdown runs on the run goroutine at Stop.
+func (u *Upgrader) shutdown() {
+	prev := u.State()
+	u.setState(StateStopped)
+	// A generation that hands over, or a child that never became ready
+	// (its parent serves on), is not the last: nothing it shares with
+	// them, a socket path, a PID file, may go.
+	final := prev != StateUpgraded && !(prev == StateInitial && u.parent != nil)
+	if final {
+		for _, h := range u.hookList() {
+			if h.FinalStop != nil {
+				h.FinalStop()
+			}
+		}
+		if u.opts.PIDFile != "" && prev != StateInitial {
+			removePIDFile(u.opts.PIDFile, os.Getpid())
+		}
+	}
+	select {
+	case <-u.exitC:
+	default:
+		close(u.exitC)
+	}
+	u.mu.Lock()
+	for name, e := range u.inherited {
+		e.close()
+		delete(u.inherited, name)
+	}
+	for name, e := range u.passing {
+		e.close()
+		delete(u.passing, name)
+	}
+	u.mu.Unlock()
+	if u.child != nil {
+		// Closing our end tells the child's WaitForParent we are done.
+		u.child.conn.Close()
+	}
+	if u.parent != nil {
+		if prev == StateInitial {
+			// Stopped before Ready: the parent must not wait for us.
+			reason := "tableflip: child stopped before it was ready"
+			if u.failReason != nil {
+				reason = u.failReason.Error()
+			}
+			u.parent.writeFrame(frameFail, []byte(reason), nil)
+		}
+		u.parent.Close()
+	}
+	u.log.Info("stopped", zap.Int("pid", os.Getpid()), zap.Bool("final", final))
 }

@@ -1,3 +1,7 @@
+// The old generation's side of an upgrade: Upgrade starts the child, hands
+// it the files and the state, waits for its ready, and commits with the ack.
+// child.go is the other side; docs/architecture.md draws both.
+
 package tableflip
 
 import (
@@ -11,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 var errUpgradeTimeout = errors.New("tableflip: upgrade timed out")
@@ -383,4 +389,38 @@ func childEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// Upgrade starts the next generation, hands it every passed file and the
+// application state, and waits until it is ready or has failed. It returns
+// the new generation's pid. On failure this generation keeps serving and the
+// error says why (a *ChildError for the child's own failure). ctx bounds the
+// wait in addition to Options.UpgradeTimeout.
+func (u *Upgrader) Upgrade(ctx context.Context) (int, error) {
+	reply := make(chan upgradeResult, 1)
+	select {
+	case u.upgradeC <- upgradeRequest{ctx: ctx, reply: reply}:
+	case <-u.done:
+		return 0, ErrStopped
+	}
+	r := <-reply
+	return r.pid, r.err
+}
+
+func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
+	fields := []zap.Field{zap.Int("pid", os.Getpid()), zap.Duration("duration", time.Since(started))}
+	if r.err != nil {
+		u.setState(StateReady)
+		u.log.Error("upgrade failed", append(fields, zap.Error(r.err))...)
+	} else {
+		u.child = r.child
+		u.setState(StateUpgraded)
+		close(u.exitC)
+		u.log.Info("upgrade succeeded", append(fields, zap.Int("child_pid", r.pid))...)
+	}
+	for _, h := range u.hookList() {
+		if h.Done != nil {
+			h.Done(r.pid, r.err)
+		}
+	}
 }

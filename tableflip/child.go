@@ -1,0 +1,304 @@
+// The new generation's side of an upgrade: New reads the parent's files and
+// the start of its state, Ready answers and waits for the parent's ack.
+// parent.go is the other side; docs/architecture.md draws both.
+
+package tableflip
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// inherit reads the parent's hello and files from the handoff socket.
+func (u *Upgrader) inherit(env string) error {
+	fd, err := strconv.Atoi(env)
+	if err != nil || fd < 0 {
+		return fmt.Errorf("tableflip: %s=%q is not a file descriptor number", handoffEnv, env)
+	}
+	hc, err := openHandoff(fd)
+	if err != nil {
+		return err
+	}
+	// A parent that hangs must not hang us: the whole handoff, until the
+	// parent acknowledges our ready, gets the upgrade timeout, as it has
+	// on the parent's side.
+	hc.setDeadline(time.Now().Add(u.opts.UpgradeTimeout))
+	fail := func(err error) error {
+		hc.writeFrame(frameFail, []byte(err.Error()), nil)
+		hc.Close()
+		return err
+	}
+	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: 1}), nil); err != nil {
+		hc.Close()
+		return err
+	}
+	f, err := hc.readFrame()
+	if err != nil {
+		if err == io.EOF {
+			err = protoErr("parent closed the handoff before its hello")
+		}
+		return fail(fmt.Errorf("tableflip: read parent hello: %w", err))
+	}
+	if f.typ == frameFail {
+		hc.Close()
+		return fmt.Errorf("tableflip: parent refused the handoff: %s", f.payload)
+	}
+	h, err := decodeHello(f)
+	if err != nil {
+		return fail(err)
+	}
+	u.parentPid = h.pid
+	u.generation = h.generation + 1
+	files := 0
+	for {
+		f, fds, err := hc.readFiles()
+		if err != nil {
+			u.closeInherited()
+			if err == io.EOF {
+				err = protoErr("parent closed the handoff before its end frame")
+			}
+			return fail(fmt.Errorf("tableflip: read files from parent: %w", err))
+		}
+		if f.typ != frameFiles {
+			// The first non-files frame starts the state stream.
+			u.stateR = &stateReader{hc: hc, pending: &f, files: files}
+			break
+		}
+		recs, err := decodeRecords(f.payload, len(fds))
+		if err == nil {
+			for i, r := range recs {
+				name := entryName(r.transport, r.key)
+				if _, dup := u.inherited[name]; dup {
+					err = protoErr("file %s:%s passed twice", r.transport, r.key)
+					break
+				}
+				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
+				fds[i] = -1
+				files++
+			}
+		}
+		if err != nil {
+			for _, fd := range fds {
+				if fd >= 0 {
+					closeFd(fd)
+				}
+			}
+			u.closeInherited()
+			return fail(err)
+		}
+	}
+	u.parent = hc
+	return nil
+}
+
+func (u *Upgrader) closeInherited() {
+	for name, e := range u.inherited {
+		e.close()
+		delete(u.inherited, name)
+	}
+}
+
+// stateReader streams the parent's state frames up to the end frame.
+type stateReader struct {
+	hc      *handoffConn
+	pending *frame
+	buf     []byte
+	files   int // files received before the state stream
+	ended   bool
+	err     error
+}
+
+func (s *stateReader) Read(p []byte) (int, error) {
+	for len(s.buf) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		if s.ended {
+			return 0, io.EOF
+		}
+		var f frame
+		if s.pending != nil {
+			f, s.pending = *s.pending, nil
+		} else {
+			var err error
+			if f, err = s.hc.readFrame(); err != nil {
+				if err == io.EOF {
+					err = protoErr("parent closed the handoff before its end frame")
+				}
+				s.err = err
+				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
+				return 0, err
+			}
+		}
+		switch f.typ {
+		case frameState:
+			s.buf = f.payload
+		case frameEnd:
+			n, err := decodeEnd(f)
+			if err == nil && n != s.files {
+				err = protoErr("end frame counts %d files, %d arrived", n, s.files)
+			}
+			if err != nil {
+				s.err = err
+				s.hc.writeFrame(frameFail, []byte(err.Error()), nil)
+				return 0, err
+			}
+			s.ended = true
+		case frameFail:
+			s.err = fmt.Errorf("tableflip: parent aborted the handoff: %s", f.payload)
+		default:
+			s.err = protoErr("unexpected frame %q in the state stream", f.typ)
+			s.hc.writeFrame(frameFail, []byte(s.err.Error()), nil)
+		}
+	}
+	n := copy(p, s.buf)
+	s.buf = s.buf[n:]
+	return n, nil
+}
+
+// LoadState returns the application state the parent wrote with
+// Options.SaveState. Read it before Ready; Ready discards what is left. It is
+// empty without a parent.
+func (u *Upgrader) LoadState() io.Reader {
+	if u.stateR == nil {
+		return bytes.NewReader(nil)
+	}
+	return u.stateR
+}
+
+// WaitForParent blocks until the parent generation has stopped (called Stop
+// or exited), or ctx is done. It returns at once without a parent.
+func (u *Upgrader) WaitForParent(ctx context.Context) error {
+	select {
+	case <-u.parentGone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tableflip: wait for parent %d: %w", u.parentPid, ctx.Err())
+	}
+}
+
+// Ready signals that this generation serves: inherited files nobody claimed
+// are closed, the PID file is written, and the parent's Upgrade returns our
+// pid. A Ready that fails tells the parent why.
+func (u *Upgrader) Ready() error {
+	reply := make(chan error, 1)
+	select {
+	case u.readyC <- reply:
+		return <-reply
+	case <-u.done:
+		return ErrStopped
+	}
+}
+
+// Fail stops the upgrader, and tells the parent that this generation cannot
+// start: its Upgrade returns a *ChildError whose Reason is reason's message.
+// After Ready, or without a parent, it only stops.
+func (u *Upgrader) Fail(reason error) {
+	u.stop(reason)
+}
+
+// becomeReady runs on the run goroutine when Ready is called.
+func (u *Upgrader) becomeReady() error {
+	if u.parent != nil {
+		// Whatever state the application did not read is discarded, so
+		// that the parent can finish writing. The state stream has told
+		// the parent of its own errors.
+		if _, err := io.Copy(io.Discard, u.stateR); err != nil {
+			return fmt.Errorf("tableflip: read state from parent: %w", err)
+		}
+	}
+	undoPIDFile := func() {}
+	if u.opts.PIDFile != "" {
+		undo, err := writePIDFile(u.opts.PIDFile, os.Getpid())
+		if err != nil {
+			if u.parent != nil {
+				u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
+			}
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return err
+		}
+		undoPIDFile = undo
+	}
+	if u.parent != nil {
+		err := u.parent.writeFrame(frameReady, nil, nil)
+		if err != nil {
+			err = fmt.Errorf("tableflip: tell parent %d we are ready: %w", u.parentPid, err)
+		} else {
+			// Wait for the parent to commit: until it acknowledges, it
+			// may still give up on us (its timeout, its Stop), and this
+			// generation must not have started work that the parent,
+			// serving on, would do too.
+			err = u.awaitAck()
+		}
+		if err != nil {
+			// The parent serves on: the PID file is its own again.
+			undoPIDFile()
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return err
+		}
+		u.parent.setDeadline(time.Time{})
+		u.wg.Add(1)
+		go u.watchParent()
+	}
+	// Only now, committed, may this generation drop what it inherited and
+	// does not use: an Unclaimer may unlink a socket path, which a parent
+	// that gave up on us would still serve.
+	u.activated.closeUnclaimed()
+	u.mu.Lock()
+	for name, e := range u.inherited {
+		u.log.Warn("closing inherited file nobody claimed",
+			zap.String("transport", e.transport), zap.String("key", e.key))
+		if t, ok := Lookup(e.transport); ok {
+			if uc, ok := t.(Unclaimer); ok {
+				uc.Unclaimed(e.key, e.meta)
+			}
+		}
+		e.close()
+		delete(u.inherited, name)
+	}
+	u.mu.Unlock()
+	u.log.Info("ready", zap.Int("pid", os.Getpid()))
+	for _, h := range u.hookList() {
+		if h.Ready != nil {
+			h.Ready()
+		}
+	}
+	return nil
+}
+
+func (u *Upgrader) awaitAck() error {
+	f, err := u.parent.readFrame()
+	switch {
+	case err == io.EOF:
+		return fmt.Errorf("tableflip: parent %d closed the handoff instead of acknowledging our ready", u.parentPid)
+	case err != nil:
+		return fmt.Errorf("tableflip: wait for parent %d to acknowledge ready: %w", u.parentPid, err)
+	case f.typ == frameFail:
+		return fmt.Errorf("tableflip: parent %d gave up on us: %s", u.parentPid, f.payload)
+	case f.typ != frameAck:
+		return protoErr("parent sent frame %q, want ack", f.typ)
+	}
+	return nil
+}
+
+// watchParent closes parentGone when the parent's end of the handoff socket
+// closes: the parent has stopped or exited.
+func (u *Upgrader) watchParent() {
+	defer u.wg.Done()
+	var b [1]byte
+	for {
+		if _, err := u.parent.c.Read(b[:]); err != nil {
+			break
+		}
+	}
+	u.parent.Close()
+	u.log.Info("parent gone", zap.Int("pid", os.Getpid()), zap.Int("parent_pid", u.parentPid))
+	close(u.parentGone)
+}
