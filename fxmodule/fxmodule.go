@@ -156,13 +156,17 @@ func (a *app) checkStart(context.Context) error {
 	a.mu.Lock()
 	hasReady := a.hasReady
 	a.mu.Unlock()
+	// On a failure here, fx runs no OnStop of ours: stop the Upgrader now,
+	// so that the process may make another.
 	if !hasReady {
 		a.setStartErr(ErrNoReady)
+		a.fail(ErrNoReady)
 		return ErrNoReady
 	}
 	if st := a.upg.State(); st != tableflip.StateInitial {
 		err := fmt.Errorf("%w (state %s before the app started)", ErrReadyByHand, st)
 		a.setStartErr(err)
+		a.fail(err)
 		return err
 	}
 	return nil

@@ -83,7 +83,7 @@ func TestHookOrder(t *testing.T) {
 	)
 	app.RequireStart()
 	got := strings.Join(r.take(), " ")
-	want := "module-start(initial) late-module-start(initial) constructor-start(initial) root-invoke-start(initial) last-root-invoke-start(initial) upgrader-ready(initial)"
+	want := "module-start(initial) late-module-start(initial) constructor-start(initial) root-invoke-start(initial) last-root-invoke-start(initial) upgrader-ready(ready)"
 	if got != want {
 		t.Errorf("start order:\n got %s\nwant %s", got, want)
 	}
@@ -112,7 +112,7 @@ func TestReadyMustBeAtTheRoot(t *testing.T) {
 	)
 	app.RequireStart()
 	got := strings.Join(r.take(), " ")
-	if want := "upgrader-ready(initial) root-invoke-start(ready)"; got != want {
+	if want := "upgrader-ready(ready) root-invoke-start(ready)"; got != want {
 		t.Errorf("start order:\n got %s\nwant %s", got, want)
 	}
 	app.RequireStop()

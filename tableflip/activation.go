@@ -2,7 +2,6 @@ package tableflip
 
 import (
 	"os"
-	"sync"
 
 	"go.uber.org/zap"
 )
@@ -22,18 +21,19 @@ import (
 // a network of package net ("tcp", "udp6", "unix", "unixgram", ...) gets
 // MatchSocketAddress with its name as the network, so the keys built-in
 // transports use (the address as net.Listen takes it) match without any code
-// of their own. MatchActivated runs with the upgrader's lock held: it must
-// not call back into the Upgrader.
+// of their own. MatchActivated runs on the goroutine that called Inherit,
+// with nothing of the Upgrader's held.
 type ActivationMatcher interface {
 	MatchActivated(key string, f *os.File, name string) bool
 }
 
 // activation holds the files systemd passed to the first generation
 // (socket activation) until an Inherit claims them or Ready closes them.
-// A nil *activation has no files.
+// A nil *activation has no files. It belongs to the Upgrader's run
+// goroutine; only matching, which may resolve names, runs elsewhere, on a
+// snapshot.
 type activation struct {
 	log   *zap.Logger
-	mu    sync.Mutex
 	files []*os.File // nil once claimed or closed
 	names []string
 }
@@ -48,23 +48,35 @@ func newActivation(log *zap.Logger, files []*os.File, names []string) *activatio
 	return a
 }
 
-// claim moves the activated file that matches transport and key, if any,
-// into inherited under that name, so that Inherit hands it out and passes it
-// on like a file inherited from a parent. Nothing happens when the name is
-// already inherited or passed. The caller holds the upgrader's lock.
-func (a *activation) claim(inherited, passing map[string]*entry, transport, key string) {
+// candidate is an activated file not claimed yet, as matching sees it.
+type candidate struct {
+	index int
+	f     *os.File
+	name  string
+}
+
+// unclaimed lists the files no Inherit has claimed, nil when there are none.
+func (a *activation) unclaimed() []candidate {
 	if a == nil {
-		return
+		return nil
 	}
+	var cs []candidate
+	for i, f := range a.files {
+		if f != nil {
+			cs = append(cs, candidate{index: i, f: f, name: a.names[i]})
+		}
+	}
+	return cs
+}
+
+// take moves the activated file i into inherited under transport and key,
+// so that Inherit hands it out and passes it on like a file inherited from a
+// parent. It reports false when the file was claimed or closed meanwhile,
+// or the name was taken.
+func (a *activation) take(i int, how string, inherited, passing map[string]*entry, transport, key string) bool {
 	name := entryName(transport, key)
-	if inherited[name] != nil || passing[name] != nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	i, how := a.match(transport, key)
-	if i < 0 {
-		return
+	if a == nil || a.files[i] == nil || inherited[name] != nil || passing[name] != nil {
+		return false
 	}
 	f := a.files[i]
 	a.files[i] = nil
@@ -76,18 +88,20 @@ func (a *activation) claim(inherited, passing map[string]*entry, transport, key 
 	fd, err := takeFile(f) // closes f
 	if err != nil {
 		a.log.Warn("cannot claim socket-activated file", append(fields, zap.Error(err))...)
-		return
+		return false
 	}
 	inherited[name] = &entry{transport: transport, key: key, fd: fd}
 	a.log.Info("claimed socket-activated file", fields...)
+	return true
 }
 
-// match finds the first unclaimed file whose name is key, or else the first
-// one the transport accepts by address. It returns -1 when none matches.
-func (a *activation) match(transport, key string) (int, string) {
-	for i, f := range a.files {
-		if f != nil && a.names[i] != "" && a.names[i] == key {
-			return i, "name"
+// matchActivated finds the first candidate whose name is key, or else the
+// first one the transport accepts by address. It returns -1 when none
+// matches. It runs off the run goroutine: matching may resolve names.
+func matchActivated(cs []candidate, transport, key string) (int, string) {
+	for _, c := range cs {
+		if c.name != "" && c.name == key {
+			return c.index, "name"
 		}
 	}
 	accept := func(f *os.File, name string) bool { return MatchSocketAddress(transport, key, f) }
@@ -96,9 +110,9 @@ func (a *activation) match(transport, key string) (int, string) {
 			accept = func(f *os.File, name string) bool { return m.MatchActivated(key, f, name) }
 		}
 	}
-	for i, f := range a.files {
-		if f != nil && accept(f, a.names[i]) {
-			return i, "address"
+	for _, c := range cs {
+		if accept(c.f, c.name) {
+			return c.index, "address"
 		}
 	}
 	return -1, ""
@@ -111,8 +125,6 @@ func (a *activation) closeUnclaimed() {
 	if a == nil {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	for i, f := range a.files {
 		if f == nil {
 			continue

@@ -211,7 +211,9 @@ func TestActivationClaim(t *testing.T) {
 	inherited, passing := map[string]*entry{}, map[string]*entry{}
 	claim := func(transport, key string) syscall.Conn {
 		t.Helper()
-		a.claim(inherited, passing, transport, key)
+		if i, how := matchActivated(a.unclaimed(), transport, key); i >= 0 {
+			a.take(i, how, inherited, passing, transport, key)
+		}
 		e, ok := inherited[entryName(transport, key)]
 		if !ok {
 			return nil
@@ -279,7 +281,9 @@ func TestActivationClaim(t *testing.T) {
 
 	// A nil activation (no socket activation) does nothing.
 	var none *activation
-	none.claim(inherited, passing, "tcp", spareAddr)
+	if none.unclaimed() != nil || none.take(0, "name", inherited, passing, "tcp", spareAddr) {
+		t.Fatal("nil activation has files")
+	}
 	none.closeUnclaimed()
 	if len(inherited) != 0 {
 		t.Fatal("nil activation claimed something")

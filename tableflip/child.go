@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -75,11 +76,11 @@ func (u *Upgrader) inherit(env string) error {
 		if err == nil {
 			for i, r := range recs {
 				name := entryName(r.transport, r.key)
-				if _, dup := u.inherited[name]; dup {
+				if _, dup := u.s.inherited[name]; dup {
 					err = protoErr("file %s:%s passed twice", r.transport, r.key)
 					break
 				}
-				u.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
+				u.s.inherited[name] = &entry{transport: r.transport, key: r.key, fd: fds[i], meta: r.meta, companion: r.flags&flagCompanion != 0}
 				fds[i] = -1
 				files++
 			}
@@ -99,9 +100,9 @@ func (u *Upgrader) inherit(env string) error {
 }
 
 func (u *Upgrader) closeInherited() {
-	for name, e := range u.inherited {
+	for name, e := range u.s.inherited {
 		e.close()
-		delete(u.inherited, name)
+		delete(u.s.inherited, name)
 	}
 }
 
@@ -188,13 +189,38 @@ func (u *Upgrader) WaitForParent(ctx context.Context) error {
 // are closed, the PID file is written, and the parent's Upgrade returns our
 // pid. A Ready that fails tells the parent why.
 func (u *Upgrader) Ready() error {
-	reply := make(chan error, 1)
-	select {
-	case u.readyC <- reply:
-		return <-reply
-	case <-u.done:
+	var (
+		unclaimed []*entry
+		hooks     []registeredHooks
+		err       error
+	)
+	if !u.do(func() { unclaimed, hooks, err = u.becomeReady() }) {
 		return ErrStopped
 	}
+	if err != nil {
+		return err
+	}
+	// Committed: this generation may now drop what it inherited and does
+	// not use. An Unclaimer may unlink a socket path, which a parent that
+	// gave up on us would still serve; it runs here, off the run
+	// goroutine, as do the Ready hooks.
+	for _, e := range unclaimed {
+		u.log.Warn("closing inherited file nobody claimed",
+			zap.String("transport", e.transport), zap.String("key", e.key))
+		if t, ok := Lookup(e.transport); ok {
+			if uc, ok := t.(Unclaimer); ok {
+				uc.Unclaimed(e.key, e.meta)
+			}
+		}
+		e.close()
+	}
+	u.log.Info("ready", zap.Int("pid", os.Getpid()))
+	for _, h := range hooks {
+		if h.Ready != nil {
+			h.Ready()
+		}
+	}
+	return nil
 }
 
 // Fail stops the upgrader, and tells the parent that this generation cannot
@@ -204,14 +230,22 @@ func (u *Upgrader) Fail(reason error) {
 	u.stop(reason)
 }
 
-// becomeReady runs on the run goroutine when Ready is called.
-func (u *Upgrader) becomeReady() error {
+// becomeReady runs on the run goroutine when Ready is called. On success it
+// returns the inherited files nobody claimed, taken out of the set, and the
+// hooks to run.
+func (u *Upgrader) becomeReady() ([]*entry, []registeredHooks, error) {
+	switch {
+	case u.s.stopping:
+		return nil, nil, ErrStopped
+	case u.s.state != StateInitial:
+		return nil, nil, fmt.Errorf("%w (state %s)", ErrAlreadyReady, u.s.state)
+	}
 	if u.parent != nil {
 		// Whatever state the application did not read is discarded, so
 		// that the parent can finish writing. The state stream has told
 		// the parent of its own errors.
 		if _, err := io.Copy(io.Discard, u.stateR); err != nil {
-			return fmt.Errorf("tableflip: read state from parent: %w", err)
+			return nil, nil, fmt.Errorf("tableflip: read state from parent: %w", err)
 		}
 	}
 	undoPIDFile := func() {}
@@ -222,7 +256,7 @@ func (u *Upgrader) becomeReady() error {
 				u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
 			}
 			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return err
+			return nil, nil, err
 		}
 		undoPIDFile = undo
 	}
@@ -241,36 +275,20 @@ func (u *Upgrader) becomeReady() error {
 			// The parent serves on: the PID file is its own again.
 			undoPIDFile()
 			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return err
+			return nil, nil, err
 		}
 		u.parent.setDeadline(time.Time{})
 		u.wg.Add(1)
 		go u.watchParent()
 	}
-	// Only now, committed, may this generation drop what it inherited and
-	// does not use: an Unclaimer may unlink a socket path, which a parent
-	// that gave up on us would still serve.
-	u.activated.closeUnclaimed()
-	u.mu.Lock()
-	for name, e := range u.inherited {
-		u.log.Warn("closing inherited file nobody claimed",
-			zap.String("transport", e.transport), zap.String("key", e.key))
-		if t, ok := Lookup(e.transport); ok {
-			if uc, ok := t.(Unclaimer); ok {
-				uc.Unclaimed(e.key, e.meta)
-			}
-		}
-		e.close()
-		delete(u.inherited, name)
+	u.s.state = StateReady
+	u.s.activated.closeUnclaimed()
+	unclaimed := make([]*entry, 0, len(u.s.inherited))
+	for name, e := range u.s.inherited {
+		unclaimed = append(unclaimed, e)
+		delete(u.s.inherited, name)
 	}
-	u.mu.Unlock()
-	u.log.Info("ready", zap.Int("pid", os.Getpid()))
-	for _, h := range u.hookList() {
-		if h.Ready != nil {
-			h.Ready()
-		}
-	}
-	return nil
+	return unclaimed, slices.Clone(u.s.hooks), nil
 }
 
 func (u *Upgrader) awaitAck() error {

@@ -65,6 +65,100 @@ func (c *childProc) kill(grace time.Duration) {
 	<-c.exited
 }
 
+// Upgrade starts the next generation, hands it every passed file and the
+// application state, and waits until it is ready or has failed. It returns
+// the new generation's pid. On failure this generation keeps serving and the
+// error says why (a *ChildError for the child's own failure). ctx bounds the
+// wait in addition to Options.UpgradeTimeout.
+func (u *Upgrader) Upgrade(ctx context.Context) (int, error) {
+	var (
+		reply chan upgradeResult
+		err   error
+	)
+	if !u.do(func() { reply, err = u.startUpgrade(ctx) }) {
+		return 0, ErrStopped
+	}
+	if err != nil {
+		return 0, err
+	}
+	r := <-reply
+	return r.pid, r.err
+}
+
+// startUpgrade runs on the run goroutine: it checks that an upgrade may
+// start and starts it on a goroutine of its own, whose result run receives.
+func (u *Upgrader) startUpgrade(ctx context.Context) (chan upgradeResult, error) {
+	switch st := u.s.state; {
+	case u.s.stopping:
+		return nil, ErrStopped
+	case st == StateInitial:
+		return nil, ErrNotReady
+	case st == StateUpgrading:
+		return nil, ErrUpgradeInProgress
+	case st == StateUpgraded:
+		return nil, ErrUpgraded
+	case st != StateReady:
+		return nil, ErrStopped
+	}
+	if u.standalone {
+		return nil, fmt.Errorf("%w: a tablefliptest Upgrader never upgrades", ErrNotSupported)
+	}
+	u.s.state = StateUpgrading
+	u.log.Info("upgrade started", zap.Int("pid", os.Getpid()))
+	ctx, cancel := context.WithCancel(ctx)
+	up := &upgradeRun{cancel: cancel, result: make(chan upgradeResult, 1), reply: make(chan upgradeResult, 1), started: time.Now()}
+	u.s.upgrade = up
+	go func() {
+		r := u.upgrade(ctx)
+		for _, h := range u.hookList() {
+			if h.Done != nil {
+				h.Done(r.pid, r.err)
+			}
+		}
+		up.result <- r
+	}()
+	return up.reply, nil
+}
+
+// finishUpgrade runs on the run goroutine when the upgrade has ended and
+// its Done hooks have run.
+func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
+	for _, e := range u.s.retired {
+		e.close() // forgotten while the upgrade could be sending them
+	}
+	u.s.retired = nil
+	fields := []zap.Field{zap.Int("pid", os.Getpid()), zap.Duration("duration", time.Since(started))}
+	if r.err != nil {
+		u.s.state = StateReady
+		u.log.Error("upgrade failed", append(fields, zap.Error(r.err))...)
+		return
+	}
+	u.s.child = r.child
+	u.s.state = StateUpgraded
+	close(u.exitC)
+	u.log.Info("upgrade succeeded", append(fields, zap.Int("child_pid", r.pid))...)
+}
+
+// filesToSend lists the files an upgrade sends: every passed one, with this
+// upgrade's metadata, then its companions. They are sent off the run
+// goroutine; a Forget meanwhile leaves the descriptor open until the
+// upgrade ends (finishUpgrade).
+func (u *Upgrader) filesToSend(h *Handoff) []*entry {
+	var all []*entry
+	u.do(func() {
+		all = make([]*entry, 0, len(u.s.passing)+len(h.extra))
+		for name, e := range u.s.passing {
+			if m, ok := h.meta[name]; ok {
+				e2 := *e
+				e2.meta = m
+				e = &e2
+			}
+			all = append(all, e)
+		}
+	})
+	return append(all, h.extra...)
+}
+
 // upgrade runs on its own goroutine; the run loop waits for its result.
 func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	ctx, cancel := context.WithTimeoutCause(ctx, u.opts.UpgradeTimeout, errUpgradeTimeout)
@@ -232,8 +326,7 @@ func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff) error 
 // sendFiles sends every passed file, and this upgrade's extra files, in
 // batches the kernel accepts in one message.
 func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
-	all := u.beginSend(h)
-	defer u.endSend()
+	all := u.filesToSend(h)
 
 	var (
 		payload []byte
@@ -267,36 +360,6 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 		return 0, err
 	}
 	return len(all), nil
-}
-
-// beginSend lists the files an upgrade sends: every passed one, with this
-// upgrade's metadata, then its companions. They are sent without the lock
-// held; until endSend, Forget leaves their descriptors open.
-func (u *Upgrader) beginSend(h *Handoff) []*entry {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.sending = true
-	all := make([]*entry, 0, len(u.passing)+len(h.extra))
-	for name, e := range u.passing {
-		if m, ok := h.meta[name]; ok {
-			e2 := *e
-			e2.meta = m
-			e = &e2
-		}
-		all = append(all, e)
-	}
-	return append(all, h.extra...)
-}
-
-// endSend closes what was forgotten while the files were being sent.
-func (u *Upgrader) endSend() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.sending = false
-	for _, e := range u.forgotten {
-		e.close()
-	}
-	u.forgotten = nil
 }
 
 // stateWriter cuts the application's state into state frames.
@@ -389,38 +452,4 @@ func childEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// Upgrade starts the next generation, hands it every passed file and the
-// application state, and waits until it is ready or has failed. It returns
-// the new generation's pid. On failure this generation keeps serving and the
-// error says why (a *ChildError for the child's own failure). ctx bounds the
-// wait in addition to Options.UpgradeTimeout.
-func (u *Upgrader) Upgrade(ctx context.Context) (int, error) {
-	reply := make(chan upgradeResult, 1)
-	select {
-	case u.upgradeC <- upgradeRequest{ctx: ctx, reply: reply}:
-	case <-u.done:
-		return 0, ErrStopped
-	}
-	r := <-reply
-	return r.pid, r.err
-}
-
-func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
-	fields := []zap.Field{zap.Int("pid", os.Getpid()), zap.Duration("duration", time.Since(started))}
-	if r.err != nil {
-		u.setState(StateReady)
-		u.log.Error("upgrade failed", append(fields, zap.Error(r.err))...)
-	} else {
-		u.child = r.child
-		u.setState(StateUpgraded)
-		close(u.exitC)
-		u.log.Info("upgrade succeeded", append(fields, zap.Int("child_pid", r.pid))...)
-	}
-	for _, h := range u.hookList() {
-		if h.Done != nil {
-			h.Done(r.pid, r.err)
-		}
-	}
 }

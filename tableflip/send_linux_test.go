@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,7 @@ func inodeOf(fd int) (uint64, bool) {
 	return st.Ino, true
 }
 
-// Forget while an upgrade sends the passed files (without the lock held)
+// Forget while an upgrade sends the passed files (off the run goroutine)
 // must not close a descriptor about to be sent: its number could be reused
 // by another file, which the child would get under the forgotten name.
 func TestForgetWhileSending(t *testing.T) {
@@ -44,7 +45,8 @@ func TestForgetWhileSending(t *testing.T) {
 		}
 	}
 
-	all := u.beginSend(&Handoff{})
+	u.do(func() { u.s.upgrade = &upgradeRun{cancel: func() {}} }) // as startUpgrade does
+	all := u.filesToSend(&Handoff{})
 	if len(all) != 2 {
 		t.Fatalf("%d files to send, want 2", len(all))
 	}
@@ -54,7 +56,10 @@ func TestForgetWhileSending(t *testing.T) {
 			t.Fatalf("%s:%s closed while it is being sent", e.transport, e.key)
 		}
 	}
-	u.endSend()
+	u.do(func() { // as run does when the upgrade ends
+		u.s.upgrade = nil
+		u.finishUpgrade(upgradeResult{err: ErrNotReady}, time.Now())
+	})
 	for _, e := range all {
 		ino, open := inodeOf(e.fd)
 		if forgotten := e.key == "a"; forgotten == (open && ino == pipe) {

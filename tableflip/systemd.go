@@ -22,10 +22,8 @@ const NotifyEnv = "TABLEFLIP_SD_NOTIFY"
 // first generation, and the sd_notify hooks.
 func (u *Upgrader) startSystemd() {
 	if !u.HasParent() {
-		u.activated = loadActivation(u.log)
-		if u.activated != nil {
-			// A stop before Ready must not leave them open either.
-			u.AddHooks(Hooks{FinalStop: u.activated.closeUnclaimed})
+		if a := loadActivation(u.log); a != nil {
+			u.do(func() { u.s.activated = a })
 		}
 	}
 	if os.Getenv("NOTIFY_SOCKET") == "" || os.Getenv(NotifyEnv) == "0" {

@@ -2,14 +2,18 @@ package tableflip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tableflip-go/tableflip/tableflip/internal/seam"
 )
 
 // entry is one file in the handoff set. It holds a raw descriptor, not an
@@ -28,51 +32,65 @@ func (e *entry) close() { closeFd(e.fd) }
 // Upgrader runs one generation of a service: it claims what the previous
 // generation passed, starts the next one on Upgrade, and tells the
 // application when to exit. Create one per process with New.
+//
+// Concurrency: the fields set by New are read-only afterwards. Everything
+// else (the state, the inherited and passed files, the hooks) belongs to
+// the run goroutine; every method reaches it through do. The run goroutine
+// runs only this package's own code: hooks, transports' Unclaimed and
+// socket-activation matching (which may resolve names) run on the caller's
+// goroutine or the upgrade's, never while the owner waits.
 type Upgrader struct {
 	opts       Options
 	log        *zap.Logger
 	generation int
+	// standalone is tablefliptest's upgrader: it never has a parent,
+	// never upgrades, and keeps no descriptors.
+	standalone bool
+	// exe is the path this process was started from, resolved in New:
+	// later, after a deploy moved the running binary aside, os.Executable
+	// would name the moved file.
+	exe string
 
 	// parent is the link to the previous generation, nil without one.
 	parent     *handoffConn
 	parentPid  int
 	parentGone chan struct{}
 	stateR     *stateReader
-	// activated holds systemd socket activation's files (activation.go).
-	activated *activation
 
-	mu        sync.Mutex // guards the fields below
-	inherited map[string]*entry
-	passing   map[string]*entry
-	hooks     []registeredHooks
-	nextHook  int
-	state     State
-	// sending is true while an upgrade sends the passed files without the
-	// lock held: Forget then leaves the descriptor open, in forgotten,
-	// until the send is over, so that its number cannot be reused for
-	// another file that the child would get under this name.
-	sending   bool
-	forgotten []*entry
-
-	// lifecycle requests, served by run, the one goroutine that owns
-	// the state transitions.
-	readyC   chan chan error
-	upgradeC chan upgradeRequest
+	ops      chan func() // served by run
 	stopC    chan struct{}
 	exitC    chan struct{}
-	done     chan struct{}
+	done     chan struct{} // closed when run has returned
 	stopOnce sync.Once
+	stopped  sync.Once // the end of Stop, once: FinalStop hooks, PID file, log
 	wg       sync.WaitGroup
 	// failReason is Fail's reason, set before stopC closes, for the
 	// parent of a generation that fails before Ready.
 	failReason error
+	// final and finalHooks are set by run before done closes.
+	final      bool
+	finalHooks []registeredHooks
+	prevState  State
 
-	// child is the successor after a successful upgrade.
-	child *childProc
-	// exe is the path this process was started from, resolved in New:
-	// later, after a deploy moved the running binary aside, os.Executable
-	// would name the moved file.
-	exe string
+	s owned // only the run goroutine touches it
+}
+
+// owned is the part of an Upgrader that only its run goroutine touches.
+type owned struct {
+	state     State
+	stopping  bool // Stop was called; run ends once an upgrade in flight has
+	inherited map[string]*entry
+	passing   map[string]*entry
+	// activated holds systemd socket activation's files (activation.go).
+	activated *activation
+	hooks     []registeredHooks
+	nextHook  int
+	// retired holds the passed files forgotten while an upgrade runs: it
+	// may be sending them, so their descriptors stay open, and their
+	// numbers unused by another file, until it ends.
+	retired []*entry
+	upgrade *upgradeRun // the upgrade in flight
+	child   *childProc  // the successor after a successful upgrade
 }
 
 type registeredHooks struct {
@@ -80,9 +98,12 @@ type registeredHooks struct {
 	Hooks
 }
 
-type upgradeRequest struct {
-	ctx   context.Context
-	reply chan upgradeResult
+// upgradeRun is an upgrade in flight, as the run goroutine tracks it.
+type upgradeRun struct {
+	cancel  context.CancelFunc
+	result  chan upgradeResult // the upgrade goroutine's result
+	reply   chan upgradeResult // Upgrade's caller
+	started time.Time
 }
 
 type upgradeResult struct {
@@ -91,13 +112,64 @@ type upgradeResult struct {
 	child *childProc
 }
 
+// current is the Upgrader of this process that is not stopped yet, if any.
+var current atomic.Pointer[Upgrader]
+
 // New creates the Upgrader of this process. If the process was started by
 // an Upgrade, New reads the handoff: the parent's files and the start of its
-// state. It fails with ErrNotSupported on platforms that cannot pass files.
+// state. It fails with ErrNotSupported on platforms that cannot pass files,
+// and with an error wrapping ErrDuplicate while another Upgrader of this
+// process is not stopped: a process is one generation.
 func New(opts Options) (*Upgrader, error) {
 	if !supported {
 		return nil, ErrNotSupported
 	}
+	u := newUpgrader(opts)
+	if !current.CompareAndSwap(nil, u) {
+		other := current.Load()
+		gen := 0
+		if other != nil {
+			gen = other.generation
+		}
+		return nil, fmt.Errorf("%w: this process already runs an Upgrader (generation %d) that is not stopped; a process has one (call Stop on the other first)", ErrDuplicate, gen)
+	}
+	if v, ok := os.LookupEnv(handoffEnv); ok {
+		// Remove it first, so nothing this process spawns believes it is
+		// a tableflip child, whatever happens next.
+		os.Unsetenv(handoffEnv)
+		start := time.Now()
+		if err := u.inherit(v); err != nil {
+			current.Store(nil)
+			u.log.Error("inherit from parent failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return nil, err
+		}
+		u.log.Info("inherited from parent",
+			zap.Int("pid", os.Getpid()), zap.Int("parent_pid", u.parentPid),
+			zap.Int("generation", u.generation), zap.Int("files", len(u.s.inherited)),
+			zap.Duration("duration", time.Since(start)))
+	} else {
+		close(u.parentGone)
+	}
+	u.log = u.log.With(zap.Int("generation", u.generation))
+	u.start()
+	u.startSystemd() // socket activation and sd_notify: systemd.go
+	return u, nil
+}
+
+// newStandalone is tablefliptest's Upgrader: the real one, without a parent,
+// without systemd, keeping no descriptors, and whose Upgrade (once ready)
+// returns ErrNotSupported. It works on every platform, and any number of
+// them may run in one process.
+func newStandalone(log *zap.Logger) *Upgrader {
+	u := newUpgrader(Options{Logger: log})
+	u.standalone = true
+	close(u.parentGone)
+	u.log = u.log.With(zap.Int("generation", u.generation))
+	u.start()
+	return u
+}
+
+func newUpgrader(opts Options) *Upgrader {
 	if opts.UpgradeTimeout <= 0 {
 		opts.UpgradeTimeout = time.Minute
 	}
@@ -108,40 +180,39 @@ func New(opts Options) (*Upgrader, error) {
 		opts:       opts,
 		log:        opts.Logger,
 		generation: 1,
-		inherited:  make(map[string]*entry),
-		passing:    make(map[string]*entry),
 		parentGone: make(chan struct{}),
-		readyC:     make(chan chan error),
-		upgradeC:   make(chan upgradeRequest),
+		ops:        make(chan func()),
 		stopC:      make(chan struct{}),
 		exitC:      make(chan struct{}),
 		done:       make(chan struct{}),
+		s: owned{
+			inherited: make(map[string]*entry),
+			passing:   make(map[string]*entry),
+		},
 	}
 	if u.log == nil {
 		u.log = zap.NewNop()
 	}
 	u.exe, _ = os.Executable()
-	if v, ok := os.LookupEnv(handoffEnv); ok {
-		// Remove it first, so nothing this process spawns believes it is
-		// a tableflip child, whatever happens next.
-		os.Unsetenv(handoffEnv)
-		start := time.Now()
-		if err := u.inherit(v); err != nil {
-			u.log.Error("inherit from parent failed", zap.Int("pid", os.Getpid()), zap.Error(err))
-			return nil, err
-		}
-		u.log.Info("inherited from parent",
-			zap.Int("pid", os.Getpid()), zap.Int("parent_pid", u.parentPid),
-			zap.Int("generation", u.generation), zap.Int("files", len(u.inherited)),
-			zap.Duration("duration", time.Since(start)))
-	} else {
-		close(u.parentGone)
-	}
-	u.log = u.log.With(zap.Int("generation", u.generation))
-	u.startSystemd() // socket activation and sd_notify: systemd.go
+	return u
+}
+
+func (u *Upgrader) start() {
 	u.wg.Add(1)
 	go u.run()
-	return u, nil
+}
+
+// do runs f on the run goroutine and returns once it has run. It returns
+// false, and f does not run, when the upgrader has stopped.
+func (u *Upgrader) do(f func()) bool {
+	ran := make(chan struct{})
+	select {
+	case u.ops <- func() { f(); close(ran) }:
+		<-ran
+		return true
+	case <-u.done:
+		return false
+	}
 }
 
 // Generation is 1 for a process started without a parent, and one more than
@@ -156,15 +227,9 @@ func (u *Upgrader) HasParent() bool { return u.parentPid != 0 }
 
 // State is where the upgrader is in its life.
 func (u *Upgrader) State() State {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.state
-}
-
-func (u *Upgrader) setState(s State) {
-	u.mu.Lock()
-	u.state = s
-	u.mu.Unlock()
+	st := StateStopped
+	u.do(func() { st = u.s.state })
+	return st
 }
 
 // Exit is closed when this generation must exit: a successor is ready, or
@@ -174,33 +239,65 @@ func (u *Upgrader) Exit() <-chan struct{} { return u.exitC }
 // Inherit claims the file the parent passed under transport and key. See Fds.
 func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 	name := entryName(transport, key)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.state == StateStopped {
+	var (
+		f         *os.File
+		meta      []byte
+		err       error
+		candidate []candidate
+	)
+	claim := func() {
+		if _, passing := u.s.passing[name]; passing {
+			// Claimed, or created and passed, already: the name is taken.
+			err = fmt.Errorf("%w: %s %q already claimed or passed", ErrDuplicate, transport, key)
+			return
+		}
+		e, ok := u.s.inherited[name]
+		if !ok {
+			err = fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
+			return
+		}
+		fd, derr := dupFd(e.fd)
+		if derr != nil {
+			err = fmt.Errorf("%w: claim %s %q: %w", ErrNotInherited, transport, key, derr)
+			return
+		}
+		f, meta = os.NewFile(uintptr(fd), transport+":"+key), e.meta
+		delete(u.s.inherited, name)
+		if e.companion {
+			// Passed for one upgrade only: the caller's copy is the only one.
+			e.close()
+		} else {
+			u.s.passing[name] = e
+		}
+	}
+	if !u.do(func() {
+		claim()
+		if errors.Is(err, ErrNotInherited) && f == nil {
+			// First generation: systemd socket activation, matched
+			// below, off the run goroutine (it may resolve names).
+			candidate = u.s.activated.unclaimed()
+		}
+	}) {
 		return nil, nil, ErrStopped
 	}
-	if _, passing := u.passing[name]; passing {
-		// Claimed, or created and passed, already: the name is taken.
-		return nil, nil, fmt.Errorf("%w: %s %q already claimed or passed", ErrDuplicate, transport, key)
+	if candidate == nil {
+		return f, meta, err
 	}
-	u.activated.claim(u.inherited, u.passing, transport, key) // first generation: systemd socket activation
-	e, ok := u.inherited[name]
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
+	i, how := matchActivated(candidate, transport, key)
+	if i < 0 {
+		return nil, nil, err
 	}
-	fd, err := dupFd(e.fd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tableflip: claim %s %q: %w", transport, key, err)
+	if !u.do(func() {
+		err = nil
+		if u.s.activated.take(i, how, u.s.inherited, u.s.passing, transport, key) {
+			claim()
+		} else {
+			err = fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
+		}
+	}) {
+		return nil, nil, ErrStopped
 	}
-	f := os.NewFile(uintptr(fd), transport+":"+key)
-	delete(u.inherited, name)
-	if e.companion {
-		// Passed for one upgrade only: the caller's copy is the only one.
-		e.close()
-	} else {
-		u.passing[name] = e
-	}
-	return f, e.meta, nil
+	return f, meta, err
 }
 
 // Pass hands c's descriptor to every later generation. See Fds.
@@ -209,57 +306,63 @@ func (u *Upgrader) Pass(transport, key string, c syscall.Conn, meta []byte) erro
 		return err
 	}
 	name := entryName(transport, key)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.state == StateStopped {
+	var err error
+	if !u.do(func() {
+		if _, ok := u.s.passing[name]; ok {
+			err = fmt.Errorf("%w: %s %q already passed", ErrDuplicate, transport, key)
+			return
+		}
+		fd := -1
+		if !u.standalone {
+			if fd, err = dupConn(c, transport+":"+key); err != nil {
+				return
+			}
+		}
+		u.s.passing[name] = &entry{transport: transport, key: key, fd: fd, meta: meta}
+	}) {
 		return ErrStopped
 	}
-	if _, ok := u.passing[name]; ok {
-		return fmt.Errorf("%w: %s %q already passed", ErrDuplicate, transport, key)
-	}
-	fd, err := dupConn(c, transport+":"+key)
-	if err != nil {
-		return err
-	}
-	u.passing[name] = &entry{transport: transport, key: key, fd: fd, meta: meta}
-	return nil
+	return err
 }
 
 // Forget stops passing the file under transport and key. See Fds.
 func (u *Upgrader) Forget(transport, key string) {
 	name := entryName(transport, key)
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if e, ok := u.passing[name]; ok {
-		delete(u.passing, name)
-		if u.sending {
-			u.forgotten = append(u.forgotten, e)
+	u.do(func() {
+		e, ok := u.s.passing[name]
+		if !ok {
+			return
+		}
+		delete(u.s.passing, name)
+		if u.s.upgrade != nil {
+			u.s.retired = append(u.s.retired, e)
 		} else {
 			e.close()
 		}
-	}
+	})
 }
 
 // AddHooks registers h. See Fds.
 func (u *Upgrader) AddHooks(h Hooks) (remove func()) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	id := u.nextHook
-	u.nextHook++
-	u.hooks = append(u.hooks, registeredHooks{id: id, Hooks: h})
+	id := -1
+	u.do(func() {
+		id = u.s.nextHook
+		u.s.nextHook++
+		u.s.hooks = append(u.s.hooks, registeredHooks{id: id, Hooks: h})
+	})
 	return func() {
-		u.mu.Lock()
-		defer u.mu.Unlock()
-		u.hooks = slices.DeleteFunc(u.hooks, func(r registeredHooks) bool { return r.id == id })
+		u.do(func() {
+			u.s.hooks = slices.DeleteFunc(u.s.hooks, func(r registeredHooks) bool { return r.id == id })
+		})
 	}
 }
 
 // hookList is a copy of the hooks, in the order they were added, to run
-// without the lock held.
+// off the run goroutine.
 func (u *Upgrader) hookList() []registeredHooks {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return slices.Clone(u.hooks)
+	var hs []registeredHooks
+	u.do(func() { hs = slices.Clone(u.s.hooks) })
+	return hs
 }
 
 // Stop ends this generation. During an upgrade the child is killed and
@@ -279,75 +382,61 @@ func (u *Upgrader) stop(reason error) {
 		close(u.stopC)
 	})
 	<-u.done
+	u.stopped.Do(func() {
+		if u.final {
+			for _, h := range u.finalHooks {
+				if h.FinalStop != nil {
+					h.FinalStop()
+				}
+			}
+			if u.opts.PIDFile != "" && u.prevState != StateInitial {
+				removePIDFile(u.opts.PIDFile, os.Getpid())
+			}
+		}
+		u.log.Info("stopped", zap.Int("pid", os.Getpid()), zap.Bool("final", u.final))
+		current.CompareAndSwap(u, nil)
+	})
 	u.wg.Wait()
 }
 
-// run owns the lifecycle state: every transition happens here.
+// run owns the lifecycle state and the files: every change to them
+// happens here.
 func (u *Upgrader) run() {
 	defer u.wg.Done()
 	defer close(u.done)
-	var (
-		upgrading    chan upgradeResult
-		upgradeReply chan upgradeResult
-		inflight     struct{ cancel context.CancelFunc }
-		started      time.Time
-	)
+	stopC := u.stopC
 	for {
+		var result chan upgradeResult
+		if u.s.upgrade != nil {
+			result = u.s.upgrade.result
+		}
 		select {
-		case reply := <-u.readyC:
-			if st := u.State(); st != StateInitial {
-				reply <- fmt.Errorf("%w (state %s)", ErrAlreadyReady, st)
-				continue
-			}
-			err := u.becomeReady()
-			if err == nil {
-				u.setState(StateReady)
-			}
-			reply <- err
+		case op := <-u.ops:
+			op()
 
-		case req := <-u.upgradeC:
-			switch st := u.State(); st {
-			case StateReady:
-			case StateInitial:
-				req.reply <- upgradeResult{err: ErrNotReady}
-				continue
-			case StateUpgrading:
-				req.reply <- upgradeResult{err: ErrUpgradeInProgress}
-				continue
-			case StateUpgraded:
-				req.reply <- upgradeResult{err: ErrUpgraded}
-				continue
-			default:
-				req.reply <- upgradeResult{err: ErrStopped}
-				continue
+		case r := <-result:
+			up := u.s.upgrade
+			up.cancel()
+			u.s.upgrade = nil
+			if u.s.stopping && r.err != nil {
+				// The child was killed and reaped.
+				r.err = fmt.Errorf("%w during the upgrade: %w", ErrStopped, r.err)
 			}
-			u.setState(StateUpgrading)
-			started = time.Now()
-			u.log.Info("upgrade started", zap.Int("pid", os.Getpid()))
-			ctx, cancel := context.WithCancel(req.ctx)
-			inflight.cancel = cancel
-			upgrading = make(chan upgradeResult, 1)
-			upgradeReply = req.reply
-			go func(ch chan upgradeResult) { ch <- u.upgrade(ctx) }(upgrading)
+			// A child acknowledged just before a Stop's cancel is the
+			// service now: that Stop is then not the final one.
+			u.finishUpgrade(r, up.started)
+			up.reply <- upgradeResult{pid: r.pid, err: r.err}
+			if u.s.stopping {
+				u.shutdown()
+				return
+			}
 
-		case r := <-upgrading:
-			inflight.cancel()
-			upgrading = nil
-			u.finishUpgrade(r, started)
-			upgradeReply <- upgradeResult{pid: r.pid, err: r.err}
-
-		case <-u.stopC:
-			if upgrading != nil {
-				inflight.cancel()
-				r := <-upgrading
-				if r.err != nil {
-					// The child was killed and reaped.
-					r.err = fmt.Errorf("%w during the upgrade: %w", ErrStopped, r.err)
-				}
-				// A child acknowledged just before the cancel is the
-				// service now: this Stop is then not the final one.
-				u.finishUpgrade(r, started)
-				upgradeReply <- upgradeResult{pid: r.pid, err: r.err}
+		case <-stopC:
+			stopC = nil
+			u.s.stopping = true
+			if u.s.upgrade != nil {
+				u.s.upgrade.cancel() // shut down when it has ended
+				continue
 			}
 			u.shutdown()
 			return
@@ -357,40 +446,31 @@ func (u *Upgrader) run() {
 
 // shutdown runs on the run goroutine at Stop.
 func (u *Upgrader) shutdown() {
-	prev := u.State()
-	u.setState(StateStopped)
+	prev := u.s.state
+	u.s.state = StateStopped
+	u.prevState = prev
 	// A generation that hands over, or a child that never became ready
 	// (its parent serves on), is not the last: nothing it shares with
 	// them, a socket path, a PID file, may go.
-	final := prev != StateUpgraded && !(prev == StateInitial && u.parent != nil)
-	if final {
-		for _, h := range u.hookList() {
-			if h.FinalStop != nil {
-				h.FinalStop()
-			}
-		}
-		if u.opts.PIDFile != "" && prev != StateInitial {
-			removePIDFile(u.opts.PIDFile, os.Getpid())
-		}
-	}
+	u.final = prev != StateUpgraded && !(prev == StateInitial && u.parent != nil)
+	u.finalHooks = slices.Clone(u.s.hooks)
+	u.s.activated.closeUnclaimed()
 	select {
 	case <-u.exitC:
 	default:
 		close(u.exitC)
 	}
-	u.mu.Lock()
-	for name, e := range u.inherited {
+	for name, e := range u.s.inherited {
 		e.close()
-		delete(u.inherited, name)
+		delete(u.s.inherited, name)
 	}
-	for name, e := range u.passing {
+	for name, e := range u.s.passing {
 		e.close()
-		delete(u.passing, name)
+		delete(u.s.passing, name)
 	}
-	u.mu.Unlock()
-	if u.child != nil {
+	if u.s.child != nil {
 		// Closing our end tells the child's WaitForParent we are done.
-		u.child.conn.Close()
+		u.s.child.conn.Close()
 	}
 	if u.parent != nil {
 		if prev == StateInitial {
@@ -403,5 +483,8 @@ func (u *Upgrader) shutdown() {
 		}
 		u.parent.Close()
 	}
-	u.log.Info("stopped", zap.Int("pid", os.Getpid()), zap.Bool("final", final))
+}
+
+func init() {
+	seam.NewStandalone = func(log *zap.Logger) any { return newStandalone(log) }
 }

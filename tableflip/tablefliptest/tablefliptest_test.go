@@ -22,11 +22,15 @@ func TestNeverUpgrades(t *testing.T) {
 	if u.HasParent() || u.Generation() != 1 {
 		t.Fatal("the double has a parent")
 	}
-	if _, err := u.Upgrade(context.Background()); !errors.Is(err, tableflip.ErrNotSupported) {
-		t.Fatalf("Upgrade: %v", err)
+	// As the real one: not before Ready.
+	if _, err := u.Upgrade(context.Background()); !errors.Is(err, tableflip.ErrNotReady) {
+		t.Fatalf("Upgrade before Ready: %v", err)
 	}
 	if err := u.Ready(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := u.Upgrade(context.Background()); !errors.Is(err, tableflip.ErrNotSupported) {
+		t.Fatalf("Upgrade: %v", err)
 	}
 	if err := u.Ready(); !errors.Is(err, tableflip.ErrAlreadyReady) {
 		t.Fatalf("second Ready: %v", err)
