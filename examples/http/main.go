@@ -64,7 +64,7 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-	}, drain.Options{})
+	}, drain.Options{Logger: log})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -128,7 +128,7 @@ func serve(log *zap.Logger, addr, pidFile string, slots int) error {
 		}
 		fmt.Fprintf(w, "entries=%d sha256=%x\n", len(m), Checksum(m))
 	})
-	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{})
+	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{Logger: log})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

@@ -136,7 +136,7 @@ func serve(log *zap.Logger, o options) error {
 			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-	}, drain.Options{})
+	}, drain.Options{Logger: log})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
