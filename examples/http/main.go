@@ -65,17 +65,20 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}, drain.Options{Logger: log})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
 	// Handle signals before Ready: from then on, anyone may send them.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 
-	// Serving: tell the previous generation to drain and exit.
+	// Commit: the previous generation drains and exits.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
+	// Serve only now that this generation is the one: until Ready, the
+	// socket's backlog holds new connections (or datagrams) for whichever
+	// generation serves next, so a failing Ready loses none of them.
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 wait:
 	for {
 		select {

@@ -129,8 +129,6 @@ func serve(log *zap.Logger, addr, pidFile string, slots int) error {
 		fmt.Fprintf(w, "entries=%d sha256=%x\n", len(m), Checksum(m))
 	})
 	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{Logger: log})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
 	// SIGHUP upgrades, SIGTERM stops; handled before Ready, which writes
 	// the pid file.
@@ -142,6 +140,11 @@ func serve(log *zap.Logger, addr, pidFile string, slots int) error {
 	if err := upg.Ready(); err != nil {
 		return err
 	}
+	// Serve only now that this generation is the one: until Ready, the
+	// socket's backlog holds new connections (or datagrams) for whichever
+	// generation serves next, so a failing Ready loses none of them.
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	select {
 	case <-upg.Exit(): // the next generation is ready, or SIGTERM
 	case err := <-served:

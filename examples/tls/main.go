@@ -137,18 +137,21 @@ func serve(log *zap.Logger, o options) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}, drain.Options{Logger: log})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
 	// SIGHUP upgrades (and so rotates the certificate), SIGTERM stops;
 	// handled before Ready, which writes the pid file.
 	stopSignals := example.HandleSignals(log, upg)
 	defer stopSignals()
 
-	// Serving: tell the previous generation to drain and exit.
+	// Commit: the previous generation drains and exits.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
+	// Serve only now that this generation is the one: until Ready, the
+	// socket's backlog holds new connections (or datagrams) for whichever
+	// generation serves next, so a failing Ready loses none of them.
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	select {
 	case <-upg.Exit(): // the next generation is ready, or SIGTERM
 	case err := <-served:

@@ -77,8 +77,6 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
 			log.Warn("answer", zap.Stringer("to", from), zap.Error(err))
 		}
 	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(conn) }()
 
 	// SIGHUP upgrades, SIGTERM stops. Catch them before anything can
 	// learn our pid (the pid file is written by Ready): a SIGHUP with no
@@ -86,10 +84,15 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
 	stopSignals := example.HandleSignals(log, upg)
 	defer stopSignals()
 
-	// Serving: tell the previous generation to drain and exit.
+	// Commit: the previous generation drains and exits.
 	if err := upg.Ready(); err != nil {
 		return err
 	}
+	// Serve only now that this generation is the one: until Ready, the
+	// socket's backlog holds new connections (or datagrams) for whichever
+	// generation serves next, so a failing Ready loses none of them.
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(conn) }()
 	fmt.Fprintf(stdout, "ready pid=%d generation=%d addr=%s\n", os.Getpid(), upg.Generation(), conn.LocalAddr())
 
 	select {
