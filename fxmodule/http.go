@@ -61,7 +61,7 @@ type httpServer struct {
 func newHTTPServer(srv *http.Server, ln net.Listener, name string, sd fx.Shutdowner, log *zap.Logger) *httpServer {
 	log = log.With(zap.String("listener", name), zap.Stringer("addr", ln.Addr()))
 	return &httpServer{
-		ds:     drain.New(srv, drain.Options{Logger: newSlogLogger(log)}),
+		ds:     drain.New(srv, drain.Options{Logger: log}),
 		ln:     ln,
 		name:   name,
 		sd:     sd,

@@ -29,6 +29,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -41,7 +42,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/fxmodule"
-	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	_ "github.com/tableflip-go/tableflip/transport/tcp"  // registers "tcp://"
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
@@ -61,17 +61,39 @@ func main() {
 	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	flag.StringVar(&f.socket, "socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	flag.StringVar(&f.pidFile, "pidfile", "", "keep the serving process's pid in this `file`")
-	logFormat := example.LogFlag(flag.CommandLine)
+	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
 	flag.StringVar(&f.record, "record", "", "append one line per worker event to this `file`")
 	flag.DurationVar(&f.itemTime, "item", 20*time.Millisecond, "time the worker spends on one item")
 	flag.Parse()
-	os.Exit(example.Run("fx", *logFormat, func(log *zap.Logger) error {
-		// fx's Run exits 1 when the app fails to start or to stop
-		// cleanly, and returns after a clean stop: SIGTERM, or an
-		// upgrade that succeeded.
-		newApp(f, log).Run()
-		return nil
-	}))
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fx:", err)
+		os.Exit(2)
+	}
+	// fx's Run exits 1 when the app fails to start or to stop cleanly,
+	// and returns after a clean stop: SIGTERM, or an upgrade that
+	// succeeded.
+	newApp(f, log).Run()
+	log.Sync()
+}
+
+// newLogger returns zap's production logger in the encoding -log asks
+// for, without stack traces (errors tell their own story), or one that
+// logs nothing.
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("-log must be console, json or off")
+	}
+	return cfg.Build()
 }
 
 // newApp is the whole service.

@@ -16,18 +16,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
-	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
@@ -38,11 +37,19 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
-	logFormat := example.LogFlag(flag.CommandLine)
+	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
 	flag.Parse()
-	os.Exit(example.Run("http", *logFormat, func(log *zap.Logger) error {
-		return run(log, *addr, *socket, *pidFile)
-	}))
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "http:", err)
+		os.Exit(2)
+	}
+	if err := run(log, *addr, *socket, *pidFile); err != nil {
+		log.Error("exit", zap.Error(err))
+		log.Sync()
+		os.Exit(1)
+	}
+	log.Sync()
 }
 
 func run(log *zap.Logger, addr, socket, pidFile string) error {
@@ -64,51 +71,13 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-	}, drain.Options{})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	}, drain.Options{Logger: log})
 
-	// Handle signals before Ready: from then on, anyone may send them.
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
-
-	// Serving: tell the previous generation to drain and exit.
-	if err := upg.Ready(); err != nil {
-		return err
-	}
-wait:
-	for {
-		select {
-		case sig := <-signals:
-			if sig == syscall.SIGHUP {
-				go upgrade(log, upg)
-				continue
-			}
-			upg.Stop() // stopping for good; ends an upgrade in flight
-			break wait
-		case <-upg.Exit(): // the next generation is ready
-			break wait
-		case err := <-served:
-			return fmt.Errorf("serve: %w", err)
-		}
-	}
-
-	// Answer every request already sent to this generation, then exit.
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Drain(ctx); err != nil {
-		return err
-	}
-	log.Info("drained", zap.Duration("duration", time.Since(start)))
-	return nil
-}
-
-// upgrade starts the next generation; on failure this one keeps serving.
-func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
-	if _, err := upg.Upgrade(context.Background()); err != nil {
-		log.Error("upgrade failed, still serving", zap.Error(err))
-	}
+	// drain.Run handles SIGHUP (upgrade) and SIGTERM (stop), calls Ready,
+	// serves only once Ready has succeeded, and drains when the next
+	// generation is ready or SIGTERM came: every request already sent to
+	// this generation is answered before it exits.
+	return drain.Run(upg, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
 }
 
 func listen(upg *tableflip.Upgrader, addr, socket string) (net.Listener, error) {
@@ -116,4 +85,23 @@ func listen(upg *tableflip.Upgrader, addr, socket string) (net.Listener, error) 
 		return tableflip.Listen(context.Background(), upg, "unix://"+socket)
 	}
 	return tcp.Listen(context.Background(), upg, "tcp", addr)
+}
+
+// newLogger returns zap's production logger in the encoding -log asks
+// for, without stack traces (errors tell their own story), or one that
+// logs nothing.
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("-log must be console, json or off")
+	}
+	return cfg.Build()
 }

@@ -29,9 +29,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/examples/memfd/memtable"
-	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
@@ -48,13 +48,21 @@ func run(args []string) int {
 	addr := fs.String("addr", "127.0.0.1:8081", "serve HTTP on this TCP `host:port`")
 	pidFile := fs.String("pidfile", "", "keep the serving process's pid in this `file`")
 	slots := fs.Int("slots", memtable.DefaultSlots, "`number` of counters the table has room for (when it is created)")
-	logFormat := example.LogFlag(fs)
+	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return example.Run("memfd", *logFormat, func(log *zap.Logger) error {
-		return serve(log, *addr, *pidFile, *slots)
-	})
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memfd:", err)
+		return 2
+	}
+	defer log.Sync()
+	if err := serve(log, *addr, *pidFile, *slots); err != nil {
+		log.Error("exit", zap.Error(err))
+		return 1
+	}
+	return 0
 }
 
 func serve(log *zap.Logger, addr, pidFile string, slots int) error {
@@ -128,28 +136,13 @@ func serve(log *zap.Logger, addr, pidFile string, slots int) error {
 		}
 		fmt.Fprintf(w, "entries=%d sha256=%x\n", len(m), Checksum(m))
 	})
-	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{Logger: log})
 
-	// SIGHUP upgrades, SIGTERM stops; handled before Ready, which writes
-	// the pid file.
-	stopSignals := example.HandleSignals(log, upg)
-	defer stopSignals()
-
-	// Serving: the table is ours to write from now on, and the previous
-	// generation drains and exits.
-	if err := upg.Ready(); err != nil {
-		return err
-	}
-	select {
-	case <-upg.Exit(): // the next generation is ready, or SIGTERM
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return srv.Drain(dctx)
+	// drain.Run handles SIGHUP (upgrade) and SIGTERM (stop), calls Ready
+	// (from then on the table is ours to write, and the previous
+	// generation drains and exits), serves only once Ready has succeeded,
+	// and drains when the next generation is ready or SIGTERM came.
+	return drain.Run(upg, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
 }
 
 // Checksum is the SHA-256 of the entries as "key=value\n" lines, sorted.
@@ -166,4 +159,23 @@ func Checksum(m map[string]uint64) [32]byte {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
+}
+
+// newLogger returns zap's production logger in the encoding -log asks
+// for, without stack traces (errors tell their own story), or one that
+// logs nothing.
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("-log must be console, json or off")
+	}
+	return cfg.Build()
 }

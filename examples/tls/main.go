@@ -42,6 +42,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -52,8 +53,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
-	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	tlstransport "github.com/tableflip-go/tableflip/transport/tls"
@@ -76,7 +77,7 @@ func run(args []string) int {
 	fs.StringVar(&o.pidFile, "pidfile", "", "keep the serving process's pid in this `file`")
 	fs.StringVar(&o.certFile, "cert", "", "PEM certificate chain `file`, read by every generation (default: a self-signed one)")
 	fs.StringVar(&o.keyFile, "key", "", "PEM private key `file` of -cert")
-	logFormat := example.LogFlag(fs)
+	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -84,9 +85,17 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "tls: -cert and -key go together")
 		return 2
 	}
-	return example.Run("tls", *logFormat, func(log *zap.Logger) error {
-		return serve(log, o)
-	})
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tls:", err)
+		return 2
+	}
+	defer log.Sync()
+	if err := serve(log, o); err != nil {
+		log.Error("exit", zap.Error(err))
+		return 1
+	}
+	return 0
 }
 
 func serve(log *zap.Logger, o options) error {
@@ -136,34 +145,13 @@ func serve(log *zap.Logger, o options) error {
 			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-	}, drain.Options{})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	}, drain.Options{Logger: log})
 
-	// SIGHUP upgrades (and so rotates the certificate), SIGTERM stops;
-	// handled before Ready, which writes the pid file.
-	stopSignals := example.HandleSignals(log, upg)
-	defer stopSignals()
-
-	// Serving: tell the previous generation to drain and exit.
-	if err := upg.Ready(); err != nil {
-		return err
-	}
-	select {
-	case <-upg.Exit(): // the next generation is ready, or SIGTERM
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	}
-
-	// Answer every request already sent to this generation, then exit.
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Drain(ctx); err != nil {
-		return err
-	}
-	log.Info("drained", zap.Duration("duration", time.Since(start)))
-	return nil
+	// drain.Run handles SIGHUP (upgrade, and so certificate rotation)
+	// and SIGTERM (stop), calls Ready, serves only once Ready has
+	// succeeded, and drains when the next generation is ready or SIGTERM
+	// came.
+	return drain.Run(upg, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
 }
 
 // selfSigned returns the pair the previous generation handed over in
@@ -238,4 +226,23 @@ func certFingerprint(cfg *tls.Config) string {
 	}
 	sum := sha256.Sum256(cfg.Certificates[0].Certificate[0])
 	return hex.EncodeToString(sum[:])
+}
+
+// newLogger returns zap's production logger in the encoding -log asks
+// for, without stack traces (errors tell their own story), or one that
+// logs nothing.
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("-log must be console, json or off")
+	}
+	return cfg.Build()
 }

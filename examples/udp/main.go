@@ -28,12 +28,12 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
-	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
+	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/udp"
 )
 
@@ -46,13 +46,21 @@ func run(args []string, stdout io.Writer) int {
 	fs := flag.NewFlagSet("udp", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:5353", "serve UDP on this `host:port` (port 0: any free port, kept across upgrades)")
 	pidFile := fs.String("pidfile", "", "keep the serving process's pid in this `file`")
-	logFormat := example.LogFlag(fs)
+	logFormat := fs.String("log", "console", "log to stderr as `console`, json, or off")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return example.Run("udp", *logFormat, func(log *zap.Logger) error {
-		return serve(log, stdout, *addr, *pidFile)
-	})
+	log, err := newLogger(*logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "udp:", err)
+		return 2
+	}
+	defer log.Sync()
+	if err := serve(log, stdout, *addr, *pidFile); err != nil {
+		log.Error("exit", zap.Error(err))
+		return 1
+	}
+	return 0
 }
 
 func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
@@ -77,38 +85,38 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string) error {
 			log.Warn("answer", zap.Stringer("to", from), zap.Error(err))
 		}
 	}}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(conn) }()
 
-	// SIGHUP upgrades, SIGTERM stops. Catch them before anything can
-	// learn our pid (the pid file is written by Ready): a SIGHUP with no
-	// handler would kill the process.
-	stopSignals := example.HandleSignals(log, upg)
-	defer stopSignals()
+	// drain.Run handles SIGHUP (upgrade) and SIGTERM (stop), calls Ready,
+	// and only then reads the socket: until this generation is ready,
+	// datagrams wait in the socket for whichever generation serves. Once
+	// the next generation is ready, or SIGTERM came, this one stops
+	// reading and answers every datagram it has read; the next generation
+	// reads the rest from the same socket.
+	serveUDP := func() error {
+		fmt.Fprintf(stdout, "ready pid=%d generation=%d addr=%s\n", os.Getpid(), upg.Generation(), conn.LocalAddr())
+		if err := srv.Serve(conn); !errors.Is(err, udp.ErrDrained) {
+			return err
+		}
+		return nil
+	}
+	return drain.Run(upg, serveUDP, srv.Drain, drain.RunOptions{Logger: log})
+}
 
-	// Serving: tell the previous generation to drain and exit.
-	if err := upg.Ready(); err != nil {
-		return err
+// newLogger returns zap's production logger in the encoding -log asks
+// for, without stack traces (errors tell their own story), or one that
+// logs nothing.
+func newLogger(format string) (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.DisableStacktrace = true
+	switch format {
+	case "json":
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	case "off":
+		return zap.NewNop(), nil
+	default:
+		return nil, errors.New("-log must be console, json or off")
 	}
-	fmt.Fprintf(stdout, "ready pid=%d generation=%d addr=%s\n", os.Getpid(), upg.Generation(), conn.LocalAddr())
-
-	select {
-	case <-upg.Exit(): // the next generation is ready, or SIGTERM
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	}
-
-	// Stop reading; answer every datagram already read. The next
-	// generation reads the rest from the same socket.
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Drain(ctx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, udp.ErrDrained) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("drained", zap.Duration("duration", time.Since(start)))
-	return nil
+	return cfg.Build()
 }

@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // DefaultIdleGrace is the grace a connection gets when Options.IdleGrace is
@@ -44,9 +45,8 @@ type Options struct {
 	IdleGrace time.Duration
 
 	// Logger receives one record per drain step, with messages prefixed
-	// "drain:". Nil means no logging. To log to zap, use a slog handler
-	// backed by zap, for example go.uber.org/zap/exp/zapslog.
-	Logger *slog.Logger
+	// "drain:". Nil means no logging.
+	Logger *zap.Logger
 }
 
 // IncompleteError is what Drain returns when its context ends before every
@@ -74,7 +74,7 @@ type Server struct {
 	connState func(net.Conn, http.ConnState)                  // the user's ConnState, chained
 	connCtx   func(context.Context, net.Conn) context.Context // the user's ConnContext, chained
 	grace     time.Duration
-	log       *slog.Logger
+	log       *zap.Logger
 	epoch     time.Time // connection times are monotonic offsets from here
 
 	// tell makes every response carry "Connection: close". It is set once
@@ -152,7 +152,7 @@ func New(srv *http.Server, opts Options) *Server {
 		connState: srv.ConnState,
 		connCtx:   srv.ConnContext,
 		grace:     grace,
-		log:       opts.Logger,
+		log:       logger(opts.Logger),
 		epoch:     time.Now(),
 		draining:  make(chan struct{}),
 		kick:      make(chan struct{}, 1),
@@ -283,7 +283,7 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	s.tell.Store(true)
 	close(s.draining)
-	s.logf(slog.LevelInfo, "drain: started", "listeners", len(lns), "conns", s.countConns(), "idle_grace", s.grace)
+	s.log.Info("drain: started", zap.Int("listeners", len(lns)), zap.Int("conns", s.countConns()), zap.Duration("idle_grace", s.grace))
 
 	s.err = s.drain(ctx)
 	close(s.done)
@@ -298,7 +298,7 @@ func (s *Server) drain(ctx context.Context) error {
 		now := time.Since(s.epoch)
 		wait, next, expired := s.pending(now)
 		for _, c := range expired {
-			s.logf(slog.LevelDebug, "drain: closing a connection that sent no request within its grace", "remote", c.RemoteAddr())
+			s.log.Debug("drain: closing a connection that sent no request within its grace", zap.Stringer("remote", c.RemoteAddr()))
 			c.Close()
 		}
 		if !wait {
@@ -326,7 +326,7 @@ func (s *Server) drain(ctx context.Context) error {
 		}
 	}
 
-	s.logf(slog.LevelInfo, "drain: shutting down", "conns", s.countConns())
+	s.log.Info("drain: shutting down", zap.Int("conns", s.countConns()))
 	if err := s.srv.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil {
 			return s.abort(ctx)
@@ -344,7 +344,7 @@ func (s *Server) drain(ctx context.Context) error {
 			return s.abort(ctx)
 		}
 	}
-	s.logf(slog.LevelInfo, "drain: done", "duration", time.Since(s.epoch)-s.start)
+	s.log.Info("drain: done", zap.Duration("duration", time.Since(s.epoch)-s.start))
 	return nil
 }
 
@@ -401,7 +401,7 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 func (s *Server) abort(ctx context.Context) error {
 	err := &IncompleteError{Open: s.countConns(), Err: ctx.Err()}
 	s.srv.Close()
-	s.logf(slog.LevelWarn, "drain: cut short, closed the remaining connections", "open", err.Open, "error", err.Err)
+	s.log.Warn("drain: cut short, closed the remaining connections", zap.Int("open", err.Open), zap.Error(err.Err))
 	return err
 }
 
@@ -414,10 +414,12 @@ func (s *Server) wake() {
 	}
 }
 
-func (s *Server) logf(level slog.Level, msg string, args ...any) {
-	if s.log != nil {
-		s.log.Log(context.Background(), level, msg, args...)
+// logger returns l, or a no-op logger if l is nil.
+func logger(l *zap.Logger) *zap.Logger {
+	if l == nil {
+		return zap.NewNop()
 	}
+	return l
 }
 
 // serveHTTP wraps the user's handler.

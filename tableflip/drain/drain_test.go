@@ -2,14 +2,12 @@ package drain_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -22,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tableflip-go/tableflip/internal/testcert"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
@@ -748,32 +748,14 @@ func TestDeadlineCutsTheDrainShort(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use, for a log handler.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestUserHooksAreChainedAndDrainLogs(t *testing.T) {
 	ln := listen(t)
 	var (
 		mu     sync.Mutex
 		states = map[string][]http.ConnState{}
 	)
-	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	core, logs := observer.New(zap.DebugLevel)
+	logger := zap.New(core)
 	type userKey struct{}
 	g := serve(t, "g1", ln, drain.Options{IdleGrace: 50 * time.Millisecond, Logger: logger}, func(srv *http.Server) {
 		srv.ConnState = func(c net.Conn, st http.ConnState) {
@@ -813,8 +795,8 @@ func TestUserHooksAreChainedAndDrainLogs(t *testing.T) {
 		t.Errorf("user ConnState saw %v, want %v", got, want)
 	}
 	for _, msg := range []string{"drain: started", "drain: shutting down", "drain: done"} {
-		if !strings.Contains(logs.String(), msg) {
-			t.Errorf("log lacks %q:\n%s", msg, logs.String())
+		if logs.FilterMessage(msg).Len() != 1 {
+			t.Errorf("log lacks %q: %v", msg, logs.All())
 		}
 	}
 }
