@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -95,7 +96,7 @@ type Result struct {
 
 	Upgrader  *tableflip.Upgrader
 	Fds       tableflip.Fds
-	Interface tableflip.Interface
+	Interface *tableflip.Upgrader
 }
 
 // New creates this process's Upgrader from p. It is the constructor that
@@ -123,7 +124,7 @@ type provided struct {
 
 	Upgrader  *tableflip.Upgrader
 	Fds       tableflip.Fds
-	Interface tableflip.Interface
+	Interface *tableflip.Upgrader
 	App       *app
 }
 
@@ -134,6 +135,14 @@ func provide(p Params, lc fx.Lifecycle) (provided, error) {
 		return provided{}, err
 	}
 	a := &app{upg: r.Upgrader, log: r.Upgrader.Logger(), cfg: p.Config}
+	a.upg.AddHooks(tableflip.Hooks{
+		Ready: func() { a.ready.Store(true) },
+		Done: func(pid int, err error) {
+			if err == nil {
+				a.upgraded.Store(true)
+			}
+		},
+	})
 	pending.add(a)
 	lc.Append(fx.Hook{OnStart: a.checkStart, OnStop: a.stopEarly})
 	return provided{Upgrader: r.Upgrader, Fds: r.Upgrader, Interface: r.Upgrader, App: a}, nil
@@ -141,9 +150,11 @@ func provide(p Params, lc fx.Lifecycle) (provided, error) {
 
 // app is the state fxmodule keeps for one fx app: one generation.
 type app struct {
-	upg tableflip.Interface
-	log *zap.Logger
-	cfg Config
+	upg *tableflip.Upgrader
+	// ready and upgraded are set by the Upgrader's hooks.
+	ready, upgraded atomic.Bool
+	log             *zap.Logger
+	cfg             Config
 
 	mu       sync.Mutex
 	hasReady bool  // the Ready invoke ran
@@ -163,8 +174,8 @@ func (a *app) checkStart(context.Context) error {
 		a.fail(ErrNoReady)
 		return ErrNoReady
 	}
-	if st := a.upg.State(); st != tableflip.StateInitial {
-		err := fmt.Errorf("%w (state %s before the app started)", ErrReadyByHand, st)
+	if a.ready.Load() {
+		err := fmt.Errorf("%w (ready before the app started)", ErrReadyByHand)
 		a.setStartErr(err)
 		a.fail(err)
 		return err
@@ -177,7 +188,7 @@ func (a *app) checkStart(context.Context) error {
 // failed and fx rolls back, it reports the failure to the previous
 // generation, whose Upgrade then returns it, and stops the Upgrader.
 func (a *app) stopEarly(context.Context) error {
-	if a.upg.State() == tableflip.StateInitial {
+	if !a.ready.Load() {
 		a.mu.Lock()
 		err := a.startErr
 		a.mu.Unlock()
@@ -207,7 +218,7 @@ func (a *app) fail(err error) {
 		a.upg.Stop()
 		return
 	}
-	if a.upg.HasParent() && a.upg.State() == tableflip.StateInitial {
+	if a.upg.HasParent() && !a.ready.Load() {
 		a.log.Error("fx app failed to start, reporting to the previous generation", zap.Error(err))
 	}
 	a.upg.Fail(err)

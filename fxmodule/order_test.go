@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/fx"
@@ -18,14 +19,33 @@ import (
 // recorder records lifecycle events in order, each with the Upgrader's
 // state at that moment.
 type recorder struct {
-	mu     sync.Mutex
-	events []string
+	mu      sync.Mutex
+	events  []string
+	tracked bool
+	ready   atomic.Bool
 }
 
-func (r *recorder) add(upg tableflip.Interface, event string) {
+// state is the Upgrader's state as the application sees it.
+func (r *recorder) state(upg *tableflip.Upgrader) string {
+	select {
+	case <-upg.Exit():
+		return "stopped"
+	default:
+	}
+	if r.ready.Load() {
+		return "ready"
+	}
+	return "initial"
+}
+
+func (r *recorder) add(upg *tableflip.Upgrader, event string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.events = append(r.events, fmt.Sprintf("%s(%s)", event, upg.State()))
+	if !r.tracked {
+		r.tracked = true
+		upg.AddHooks(tableflip.Hooks{Ready: func() { r.ready.Store(true) }})
+	}
+	r.events = append(r.events, fmt.Sprintf("%s(%s)", event, r.state(upg)))
 }
 
 func (r *recorder) take() []string {
@@ -37,7 +57,7 @@ func (r *recorder) take() []string {
 }
 
 // hooks appends an OnStart and an OnStop hook that record name.
-func (r *recorder) hooks(lc fx.Lifecycle, upg tableflip.Interface, name string) {
+func (r *recorder) hooks(lc fx.Lifecycle, upg *tableflip.Upgrader, name string) {
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { r.add(upg, name+"-start"); return nil },
 		OnStop:  func(context.Context) error { r.add(upg, name+"-stop"); return nil },
@@ -46,7 +66,7 @@ func (r *recorder) hooks(lc fx.Lifecycle, upg tableflip.Interface, name string) 
 
 type recDrainer struct {
 	r   *recorder
-	upg tableflip.Interface
+	upg *tableflip.Upgrader
 }
 
 func (d recDrainer) Drain(context.Context) error { d.r.add(d.upg, "drain"); return nil }
@@ -63,23 +83,23 @@ func TestHookOrder(t *testing.T) {
 	r := &recorder{}
 	app := fxtest.New(t,
 		fx.NopLogger,
-		fx.Module("early", fx.Invoke(func(lc fx.Lifecycle, upg tableflip.Interface) { r.hooks(lc, upg, "module") })),
+		fx.Module("early", fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "module") })),
 		fxmodule.Module,
-		fx.Provide(func(lc fx.Lifecycle, upg tableflip.Interface) *thing {
+		fx.Provide(func(lc fx.Lifecycle, upg *tableflip.Upgrader) *thing {
 			r.hooks(lc, upg, "constructor")
 			return &thing{}
 		}),
-		fx.Invoke(func(lc fx.Lifecycle, upg tableflip.Interface, _ *thing) {
+		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader, _ *thing) {
 			upg.AddHooks(tableflip.Hooks{
 				Ready:     func() { r.add(upg, "upgrader-ready") },
 				FinalStop: func() { r.add(upg, "upgrader-final-stop") },
 			})
 			r.hooks(lc, upg, "root-invoke")
 		}),
-		fx.Provide(fxmodule.AsDrainer(func(upg tableflip.Interface) recDrainer { return recDrainer{r, upg} })),
-		fx.Invoke(func(lc fx.Lifecycle, upg tableflip.Interface) { r.hooks(lc, upg, "last-root-invoke") }),
+		fx.Provide(fxmodule.AsDrainer(func(upg *tableflip.Upgrader) recDrainer { return recDrainer{r, upg} })),
+		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "last-root-invoke") }),
 		fxmodule.Ready,
-		fx.Module("late", fx.Invoke(func(lc fx.Lifecycle, upg tableflip.Interface) { r.hooks(lc, upg, "late-module") })),
+		fx.Module("late", fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "late-module") })),
 	)
 	app.RequireStart()
 	got := strings.Join(r.take(), " ")
@@ -104,7 +124,7 @@ func TestReadyMustBeAtTheRoot(t *testing.T) {
 	app := fxtest.New(t,
 		fx.NopLogger,
 		fxmodule.Module,
-		fx.Invoke(func(lc fx.Lifecycle, upg tableflip.Interface) {
+		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) {
 			upg.AddHooks(tableflip.Hooks{Ready: func() { r.add(upg, "upgrader-ready") }})
 			r.hooks(lc, upg, "root-invoke")
 		}),

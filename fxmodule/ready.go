@@ -169,8 +169,8 @@ func (g *generation) watchExit() {
 		return
 	}
 	reason := "the next generation is ready"
-	if st := g.upg.State(); st != tableflip.StateUpgraded {
-		reason = "the Upgrader was stopped (" + st.String() + ")"
+	if !g.upgraded.Load() {
+		reason = "the Upgrader was stopped"
 	}
 	g.log.Info("shutting the fx app down", zap.String("reason", reason))
 	if err := g.shutdowner.Shutdown(); err != nil {

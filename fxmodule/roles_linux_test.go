@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"time"
@@ -58,13 +59,13 @@ func appMain() int {
 		fxmodule.Module,
 		fx.Supply(fxmodule.Config{Options: tableflip.Options{
 			UpgradeTimeout: 60 * time.Second,
-			Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+			Next: func(ctx context.Context, def *exec.Cmd) error {
 				b, err := os.ReadFile(os.Getenv("TFFX_CHILD_MODE_FILE"))
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
-					return def, err
+					return err
 				}
 				def.Env = append(def.Env, "TFFX_MODE="+strings.TrimSpace(string(b)))
-				return def, nil
+				return nil
 			},
 		}}),
 		fxmodule.Listener("http", "tcp://127.0.0.1:0"),

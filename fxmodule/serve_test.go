@@ -2,6 +2,7 @@ package fxmodule_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -104,7 +105,7 @@ func TestDrainTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Errorf("stop error %v, want a drain deadline", err)
 	}
-	if st := upg.State(); st != tableflip.StateStopped {
-		t.Errorf("upgrader %s after stop", st)
+	if err := upg.Ready(); !errors.Is(err, tableflip.ErrStopped) {
+		t.Errorf("upgrader not stopped after stop: Ready returned %v", err)
 	}
 }

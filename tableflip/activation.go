@@ -6,7 +6,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// ActivationMatcher is an optional interface of a Transport. On the first
+// activationMatcher is an optional interface of a Transport. On the first
 // start of a socket-activated service (systemd passed LISTEN_FDS), Inherit
 // offers every activated file that no earlier Inherit claimed to the
 // transport registered under the transport name it was called with, in the
@@ -17,13 +17,13 @@ import (
 // .socket unit), "" when systemd gave none. A file whose name equals the key
 // is handed out before MatchActivated is asked, whatever the transport.
 //
-// A Transport that does not implement ActivationMatcher and is named after
+// A Transport that does not implement activationMatcher and is named after
 // a network of package net ("tcp", "udp6", "unix", "unixgram", ...) gets
-// MatchSocketAddress with its name as the network, so the keys built-in
+// matchSocketAddress with its name as the network, so the keys built-in
 // transports use (the address as net.Listen takes it) match without any code
 // of their own. MatchActivated runs on the goroutine that called Inherit,
 // with nothing of the Upgrader's held.
-type ActivationMatcher interface {
+type activationMatcher interface {
 	MatchActivated(key string, f *os.File, name string) bool
 }
 
@@ -104,9 +104,9 @@ func matchActivated(cs []candidate, transport, key string) (int, string) {
 			return c.index, "name"
 		}
 	}
-	accept := func(f *os.File, name string) bool { return MatchSocketAddress(transport, key, f) }
-	if t, ok := Lookup(transport); ok {
-		if m, ok := t.(ActivationMatcher); ok {
+	accept := func(f *os.File, name string) bool { return matchSocketAddress(transport, key, f) }
+	if t, ok := lookup(transport); ok {
+		if m, ok := t.(activationMatcher); ok {
 			accept = func(f *os.File, name string) bool { return m.MatchActivated(key, f, name) }
 		}
 	}

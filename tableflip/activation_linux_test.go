@@ -134,8 +134,8 @@ func TestMatchSocketAddress(t *testing.T) {
 		{"packet", "unix", filepath.Join(dir, "p.sock"), false},
 	}
 	for _, tt := range tests {
-		if got := MatchSocketAddress(tt.network, tt.address, socks[tt.sock]); got != tt.want {
-			t.Errorf("MatchSocketAddress(%q, %q, %s socket) = %v, want %v", tt.network, tt.address, tt.sock, got, tt.want)
+		if got := matchSocketAddress(tt.network, tt.address, socks[tt.sock]); got != tt.want {
+			t.Errorf("matchSocketAddress(%q, %q, %s socket) = %v, want %v", tt.network, tt.address, tt.sock, got, tt.want)
 		}
 	}
 
@@ -146,7 +146,7 @@ func TestMatchSocketAddress(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if MatchSocketAddress("tcp", ":80", r) {
+	if matchSocketAddress("tcp", ":80", r) {
 		t.Error("a pipe matched tcp :80")
 	}
 }
@@ -189,10 +189,10 @@ func (pluginTransport) Open(ctx context.Context, fds Fds, address string) (io.Cl
 	return nil, errors.New("not used")
 }
 func (pluginTransport) MatchActivated(key string, f *os.File, name string) bool {
-	return MatchSocketAddress("unixgram", key, f) || strings.HasSuffix(name, "-"+key)
+	return matchSocketAddress("unixgram", key, f) || strings.HasSuffix(name, "-"+key)
 }
 
-var _ ActivationMatcher = pluginTransport{}
+var _ activationMatcher = pluginTransport{}
 
 func init() { MustRegister(pluginTransport{}) }
 

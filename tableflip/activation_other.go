@@ -12,9 +12,9 @@ import (
 // loadActivation: there is no socket activation without unix sockets.
 func loadActivation(log *zap.Logger) *activation { return nil }
 
-// MatchSocketAddress reports whether c is a socket that net.Listen or
+// matchSocketAddress reports whether c is a socket that net.Listen or
 // net.ListenPacket would have created for network and address. It is
 // always false on platforms without systemd socket activation.
-func MatchSocketAddress(network, address string, c syscall.Conn) bool { return false }
+func matchSocketAddress(network, address string, c syscall.Conn) bool { return false }
 
 func describeSocket(f *os.File) string { return "" }

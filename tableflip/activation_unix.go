@@ -41,7 +41,7 @@ func loadActivation(log *zap.Logger) *activation {
 	return a
 }
 
-// MatchSocketAddress reports whether c is a socket that net.Listen or
+// matchSocketAddress reports whether c is a socket that net.Listen or
 // net.ListenPacket would have created for network and address: same network
 // kind (a listening stream socket for "tcp" and "unix", a datagram socket for
 // "udp" and "unixgram", a listening SOCK_SEQPACKET one for "unixpacket"),
@@ -54,7 +54,7 @@ func loadActivation(log *zap.Logger) *activation {
 // It is the matcher socket activation uses for transports named after a
 // network of package net, exported for transports that use such addresses
 // under another name (a TLS transport keyed by its TCP address).
-func MatchSocketAddress(network, address string, c syscall.Conn) bool {
+func matchSocketAddress(network, address string, c syscall.Conn) bool {
 	var want struct {
 		typ       int
 		families  []int

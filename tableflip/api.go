@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 
 // Fds is the part of an Upgrader that transports use: claiming the files a
 // parent passed, passing files on to the next generation, and taking part in
-// upgrades. *Upgrader and tablefliptest.Upgrader implement it.
+// upgrades. *Upgrader implements it (tablefliptest.New makes one that never
+// upgrades).
 type Fds interface {
 	// Inherit claims the file the parent passed under transport and key and
 	// returns a duplicate of it that the caller owns, with the metadata the
@@ -26,6 +28,11 @@ type Fds interface {
 	// Pass hands c's file descriptor to every later generation under
 	// transport and key. The upgrader keeps a duplicate; the caller keeps c.
 	Pass(transport, key string, c syscall.Conn, meta []byte) error
+	// Inherited lists, sorted, the keys of the files the parent passed
+	// under transport that nobody has claimed yet: for a transport whose
+	// keys the child cannot know in advance (the companion files of an
+	// upgrade).
+	Inherited(transport string) []string
 	// Forget stops passing the file under transport and key and closes the
 	// upgrader's copy. It is a no-op for an unknown name.
 	Forget(transport, key string)
@@ -37,21 +44,6 @@ type Fds interface {
 	Generation() int
 	// Logger is the upgrader's logger (a no-op logger by default).
 	Logger() *zap.Logger
-}
-
-// Interface is the whole method set of an Upgrader, for code that wants to
-// swap in tablefliptest.Upgrader in tests or on Windows.
-type Interface interface {
-	Fds
-	Ready() error
-	Upgrade(ctx context.Context) (pid int, err error)
-	Exit() <-chan struct{}
-	Stop()
-	WaitForParent(ctx context.Context) error
-	HasParent() bool
-	Fail(reason error)
-	LoadState() io.Reader
-	State() State
 }
 
 // Hooks let a transport (or systemd integration, or an application) take
@@ -109,20 +101,6 @@ func (h *Handoff) SetMeta(transport, key string, meta []byte) {
 	h.meta[entryName(transport, key)] = meta
 }
 
-// NextVersion is the command that starts the next generation.
-type NextVersion struct {
-	// Path of the executable.
-	Path string
-	// Args including argv[0].
-	Args []string
-	// Env in os.Environ form; nil means this process's environment. The
-	// handoff variable is added by the upgrader, and systemd's LISTEN_*
-	// variables are removed.
-	Env []string
-	// Dir is the working directory; empty means the current one.
-	Dir string
-}
-
 // Options configure an Upgrader. The zero value is usable.
 type Options struct {
 	// UpgradeTimeout bounds an upgrade from starting the child until it
@@ -144,7 +122,17 @@ type Options struct {
 	// the new generation, which reads them from LoadState before Ready.
 	SaveState func(ctx context.Context, w io.Writer) error
 	// Next, if set, may change the command that starts the next
-	// generation. It gets the default (the current executable path
-	// resolved anew, the same args, the current environment).
-	Next func(ctx context.Context, def NextVersion) (NextVersion, error)
+	// generation before it starts. cmd comes set to the default: Path is
+	// the current executable's path resolved anew (so that a binary
+	// replaced on disk deploys), Args are this process's, Env is its
+	// environment without the variables of its own start (the handoff,
+	// systemd's LISTEN_*), and Stdin, Stdout and Stderr are its own. Next
+	// may change any field (a nil Env means this process's environment),
+	// and may add ExtraFiles: the upgrader appends the handoff socket
+	// after them. An error aborts the upgrade.
+	Next func(ctx context.Context, cmd *exec.Cmd) error
+	// DisableNotify turns the sd_notify integration off (it is on
+	// whenever systemd sets NOTIFY_SOCKET), for a program that speaks to
+	// the service manager itself and must not have tableflip move MAINPID.
+	DisableNotify bool
 }

@@ -139,13 +139,13 @@ func benchUpgrade(b *testing.B, n int, claim bool, base time.Duration) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		upg, err := tableflip.New(tableflip.Options{
-			Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+			Next: func(ctx context.Context, def *exec.Cmd) error {
 				def.Path, def.Args = exe, []string{exe, "-test.run=^$"}
 				def.Env = append(def.Env, "TFTEST_ROLE=bench-child", "TFTEST_BENCH_FDS="+strconv.Itoa(n))
 				if claim {
 					def.Env = append(def.Env, "TFTEST_BENCH_CLAIM=1")
 				}
-				return def, nil
+				return nil
 			},
 		})
 		if err != nil {

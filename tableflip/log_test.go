@@ -45,17 +45,6 @@ func TestLifecycleIsLogged(t *testing.T) {
 	}
 }
 
-func TestStateString(t *testing.T) {
-	for s, want := range map[tableflip.State]string{
-		tableflip.StateInitial: "initial", tableflip.StateReady: "ready", tableflip.StateUpgrading: "upgrading",
-		tableflip.StateUpgraded: "upgraded", tableflip.StateStopped: "stopped", tableflip.State(42): "State(42)",
-	} {
-		if s.String() != want {
-			t.Errorf("%d: %q, want %q", int(s), s.String(), want)
-		}
-	}
-}
-
 // A name can be passed once: Pass, or Inherit, and not both.
 func TestNameTakenOnce(t *testing.T) {
 	upg, err := tableflip.New(tableflip.Options{})

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -91,19 +92,19 @@ func (u *Upgrader) startUpgrade(ctx context.Context) (chan upgradeResult, error)
 	switch st := u.s.state; {
 	case u.s.stopping:
 		return nil, ErrStopped
-	case st == StateInitial:
+	case st == stateInitial:
 		return nil, ErrNotReady
-	case st == StateUpgrading:
+	case st == stateUpgrading:
 		return nil, ErrUpgradeInProgress
-	case st == StateUpgraded:
+	case st == stateUpgraded:
 		return nil, ErrUpgraded
-	case st != StateReady:
+	case st != stateReady:
 		return nil, ErrStopped
 	}
 	if u.standalone {
 		return nil, fmt.Errorf("%w: a tablefliptest Upgrader never upgrades", ErrNotSupported)
 	}
-	u.s.state = StateUpgrading
+	u.s.state = stateUpgrading
 	u.log.Info("upgrade started", zap.Int("pid", os.Getpid()))
 	ctx, cancel := context.WithCancel(ctx)
 	up := &upgradeRun{cancel: cancel, result: make(chan upgradeResult, 1), reply: make(chan upgradeResult, 1), started: time.Now()}
@@ -129,12 +130,12 @@ func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
 	u.s.retired = nil
 	fields := []zap.Field{zap.Int("pid", os.Getpid()), zap.Duration("duration", time.Since(started))}
 	if r.err != nil {
-		u.s.state = StateReady
+		u.s.state = stateReady
 		u.log.Error("upgrade failed", append(fields, zap.Error(r.err))...)
 		return
 	}
 	u.s.child = r.child
-	u.s.state = StateUpgraded
+	u.s.state = stateUpgraded
 	close(u.exitC)
 	u.log.Info("upgrade succeeded", append(fields, zap.Int("child_pid", r.pid))...)
 }
@@ -170,37 +171,32 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 			e.close()
 		}
 	}()
+	// Until a child runs, a failure is a ChildError with no pid.
+	notStarted := func(err error) upgradeResult {
+		return upgradeResult{err: &ChildError{ExitStatus: -1, Err: err}}
+	}
 	for _, hk := range u.hookList() {
 		if hk.Prepare != nil {
 			if err := hk.Prepare(ctx, h); err != nil {
-				return upgradeResult{err: fmt.Errorf("tableflip: prepare handoff: %w", err)}
+				return notStarted(fmt.Errorf("tableflip: prepare handoff: %w", err))
 			}
 		}
 	}
-
-	next, err := u.nextVersion(ctx)
+	cmd, err := u.nextCmd(ctx)
 	if err != nil {
-		return upgradeResult{err: err}
+		return notStarted(err)
 	}
 	conn, childEnd, err := socketpair()
 	if err != nil {
-		return upgradeResult{err: err}
+		return notStarted(err)
 	}
-	cmd := &exec.Cmd{
-		Path:       next.Path,
-		Args:       next.Args,
-		Env:        append(next.Env, handoffEnv+"=3"),
-		Dir:        next.Dir,
-		Stdin:      os.Stdin,
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{childEnd}, // fd 3 in the child
-	}
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", handoffEnv, 3+len(cmd.ExtraFiles)))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, childEnd)
 	err = cmd.Start()
 	childEnd.Close()
 	if err != nil {
 		conn.Close()
-		return upgradeResult{err: fmt.Errorf("tableflip: start next generation %s: %w", next.Path, err)}
+		return notStarted(fmt.Errorf("tableflip: start next generation %s: %w", cmd.Path, err))
 	}
 	c := &childProc{cmd: cmd, conn: conn, exited: make(chan struct{})}
 	go c.wait()
@@ -392,29 +388,36 @@ func (w *stateWriter) flush() error {
 	return err
 }
 
-// nextVersion resolves the command of the next generation: by default the
-// current executable, looked up again now so that a binary replaced on disk
-// is the one that starts.
-func (u *Upgrader) nextVersion(ctx context.Context) (NextVersion, error) {
-	def := NextVersion{Path: executablePath(u.exe), Args: os.Args, Env: childEnv(os.Environ())}
+// nextCmd is the command of the next generation: by default the current
+// executable, looked up again now so that a binary replaced on disk is the
+// one that starts; then Options.Next may change it.
+func (u *Upgrader) nextCmd(ctx context.Context) (*exec.Cmd, error) {
+	path := executablePath(u.exe)
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   slices.Clone(os.Args),
+		Env:    childEnv(os.Environ()),
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+	}
 	if u.opts.Next == nil {
-		return def, nil
+		return cmd, nil
 	}
-	next, err := u.opts.Next(ctx, def)
-	if err != nil {
-		return NextVersion{}, fmt.Errorf("tableflip: next version: %w", err)
+	if err := u.opts.Next(ctx, cmd); err != nil {
+		return nil, fmt.Errorf("tableflip: Options.Next: %w", err)
 	}
-	if next.Path == "" {
-		return NextVersion{}, errors.New("tableflip: next version: empty path")
+	if cmd.Path == "" {
+		return nil, fmt.Errorf("tableflip: Options.Next left an empty Path")
 	}
-	if len(next.Args) == 0 {
-		next.Args = []string{next.Path}
+	if len(cmd.Args) == 0 {
+		cmd.Args = []string{cmd.Path}
 	}
-	if next.Env == nil {
-		next.Env = def.Env // as with os/exec: nil means this process's environment
+	if cmd.Env == nil {
+		cmd.Env = os.Environ() // as with os/exec: nil means this process's environment
 	}
-	next.Env = childEnv(next.Env)
-	return next, nil
+	cmd.Env = childEnv(cmd.Env)
+	return cmd, nil
 }
 
 // executablePath is the next version's binary: whatever is at the path this

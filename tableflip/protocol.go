@@ -113,7 +113,7 @@ func encodeHello(h hello) []byte {
 }
 
 // decodeHello checks the magic and the version before anything else, so
-// that a peer of another version is refused with a VersionError, never
+// that a peer of another version is refused with a versionError, never
 // misread.
 func decodeHello(f frame) (hello, error) {
 	if f.typ != frameHello {
@@ -125,7 +125,7 @@ func decodeHello(f frame) (hello, error) {
 	}
 	h := hello{version: binary.BigEndian.Uint16(p[5:7])}
 	if h.version != protocolVersion {
-		return h, &VersionError{Ours: protocolVersion, Theirs: h.version}
+		return h, &versionError{Ours: protocolVersion, Theirs: h.version}
 	}
 	if len(p) != 15 {
 		return hello{}, protoErr("hello of %d bytes, want 15", len(p))

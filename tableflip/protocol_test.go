@@ -52,7 +52,7 @@ func TestHelloVersionIsCheckedFirst(t *testing.T) {
 	// must still be refused as a version mismatch, not misread.
 	p := append(append([]byte(nil), helloMagic[:]...), 0, 2, 'x')
 	_, err := decodeHello(frame{typ: frameHello, payload: p})
-	var ve *VersionError
+	var ve *versionError
 	if !errors.As(err, &ve) || ve.Theirs != 2 || ve.Ours != protocolVersion || !errors.Is(err, ErrProtocol) {
 		t.Fatalf("got %v", err)
 	}

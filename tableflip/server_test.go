@@ -44,7 +44,7 @@ func serverMain() int {
 		PIDFile:        os.Getenv("TFTEST_PIDFILE"),
 		UpgradeTimeout: timeout,
 		KillGrace:      2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			nextMode.Lock()
 			defer nextMode.Unlock()
 			def.Env = append(def.Env, "TFTEST_MODE="+nextMode.m)
@@ -63,7 +63,7 @@ func serverMain() int {
 			if nextMode.m == "missing-binary" {
 				def.Path = "/nonexistent/tableflip-next"
 			}
-			return def, nil
+			return nil
 		},
 		SaveState: func(ctx context.Context, w io.Writer) error {
 			_, err := w.Write(statePattern(pid, stateSize))

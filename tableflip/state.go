@@ -2,39 +2,39 @@ package tableflip
 
 import "fmt"
 
-// State is where an Upgrader is in its life:
+// lifeState is where an Upgrader is in its life:
 //
 //	initial -> ready -> upgrading -> upgraded (exit now)
 //	                       |
 //	                       +-> ready (the upgrade failed)
 //	any -> stopped
-type State int
+type lifeState int
 
 const (
-	// StateInitial: created, inherited files may still be claimed.
-	StateInitial State = iota
-	// StateReady: serving; an upgrade may start.
-	StateReady
-	// StateUpgrading: a child is starting.
-	StateUpgrading
-	// StateUpgraded: a child is ready; this generation must drain and exit.
-	StateUpgraded
-	// StateStopped: Stop was called.
-	StateStopped
+	// stateInitial: created, inherited files may still be claimed.
+	stateInitial lifeState = iota
+	// stateReady: serving; an upgrade may start.
+	stateReady
+	// stateUpgrading: a child is starting.
+	stateUpgrading
+	// stateUpgraded: a child is ready; this generation must drain and exit.
+	stateUpgraded
+	// stateStopped: Stop was called.
+	stateStopped
 )
 
-func (s State) String() string {
+func (s lifeState) String() string {
 	switch s {
-	case StateInitial:
+	case stateInitial:
 		return "initial"
-	case StateReady:
+	case stateReady:
 		return "ready"
-	case StateUpgrading:
+	case stateUpgrading:
 		return "upgrading"
-	case StateUpgraded:
+	case stateUpgraded:
 		return "upgraded"
-	case StateStopped:
+	case stateStopped:
 		return "stopped"
 	}
-	return fmt.Sprintf("State(%d)", int(s))
+	return fmt.Sprintf("state(%d)", int(s))
 }

@@ -12,12 +12,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// NotifyEnv is the environment variable that turns the sd_notify
-// integration off when it is "0" (it is on whenever systemd sets
-// NOTIFY_SOCKET). Set it for a program that speaks to the service manager
-// itself and must not have tableflip move MAINPID.
-const NotifyEnv = "TABLEFLIP_SD_NOTIFY"
-
 // startSystemd is New's systemd integration: socket activation for the
 // first generation, and the sd_notify hooks.
 func (u *Upgrader) startSystemd() {
@@ -26,7 +20,7 @@ func (u *Upgrader) startSystemd() {
 			u.do(func() { u.s.activated = a })
 		}
 	}
-	if os.Getenv("NOTIFY_SOCKET") == "" || os.Getenv(NotifyEnv) == "0" {
+	if os.Getenv("NOTIFY_SOCKET") == "" || u.opts.DisableNotify {
 		return
 	}
 	n := &notifier{u: u, send: sdNotify}

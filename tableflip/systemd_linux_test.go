@@ -234,11 +234,11 @@ func TestSystemdNotifySequence(t *testing.T) {
 	ns.none()
 }
 
-// TestSystemdNotifyOff: TABLEFLIP_SD_NOTIFY=0 turns sd_notify off even with
+// TestSystemdNotifyOff: Options.DisableNotify turns sd_notify off even with
 // a NOTIFY_SOCKET.
 func TestSystemdNotifyOff(t *testing.T) {
 	ns := listenNotify(t)
-	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path, tableflip.NotifyEnv+"=0")
+	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path, "TFTEST_NO_NOTIFY=1")
 	pid2 := upgradeRole(t, p, pid)
 	syscall.Kill(pid2, syscall.SIGTERM)
 	p.Expect(fmt.Sprintf("EXIT pid=%d", pid2))
@@ -271,13 +271,14 @@ func systemdMain() int {
 	log := zap.New(zapcore.NewCore(enc, zapcore.Lock(os.Stdout), zap.InfoLevel))
 	var failNext atomic.Bool
 	upg, err := tableflip.New(tableflip.Options{
-		Logger:    log,
-		KillGrace: 2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Logger:        log,
+		KillGrace:     2 * time.Second,
+		DisableNotify: os.Getenv("TFTEST_NO_NOTIFY") == "1",
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			if failNext.Load() {
 				def.Env = append(def.Env, "TFTEST_FAIL=1")
 			}
-			return def, nil
+			return nil
 		},
 	})
 	if err != nil {

@@ -31,11 +31,11 @@ type Transport interface {
 type Kind int
 
 const (
-	KindUnknown    Kind = iota
+	// KindOther is neither of the two below: a net.Conn, an *os.File or
+	// a type of the transport's own.
+	KindOther      Kind = iota
 	KindListener        // a net.Listener
 	KindPacketConn      // a net.PacketConn
-	KindConn            // a net.Conn
-	KindFile            // an *os.File or a type of the transport's own
 )
 
 func (k Kind) String() string {
@@ -44,12 +44,8 @@ func (k Kind) String() string {
 		return "net.Listener"
 	case KindPacketConn:
 		return "net.PacketConn"
-	case KindConn:
-		return "net.Conn"
-	case KindFile:
-		return "file"
 	}
-	return "unknown kind"
+	return "other"
 }
 
 // Kinder is an optional interface of a Transport that says what its Open
@@ -97,7 +93,7 @@ func MustRegister(t Transport) {
 }
 
 // Lookup returns the transport registered under name.
-func Lookup(name string) (Transport, bool) {
+func lookup(name string) (Transport, bool) {
 	registry.RLock()
 	defer registry.RUnlock()
 	t, ok := registry.m[name]
@@ -105,7 +101,7 @@ func Lookup(name string) (Transport, bool) {
 }
 
 // Transports lists the registered transport names, sorted.
-func Transports() []string {
+func transports() []string {
 	registry.RLock()
 	defer registry.RUnlock()
 	names := make([]string, 0, len(registry.m))
@@ -116,8 +112,8 @@ func Transports() []string {
 	return names
 }
 
-// SplitAddress splits "scheme://address" into its parts.
-func SplitAddress(uri string) (scheme, address string, err error) {
+// splitAddress splits "scheme://address" into its parts.
+func splitAddress(uri string) (scheme, address string, err error) {
 	scheme, address, ok := strings.Cut(uri, "://")
 	if !ok || scheme == "" {
 		return "", "", fmt.Errorf("tableflip: address %q: want scheme://address", uri)
@@ -137,14 +133,14 @@ func Open(ctx context.Context, fds Fds, uri string) (io.Closer, error) {
 
 // lookupURI splits uri and finds the transport registered for its scheme.
 func lookupURI(uri string) (Transport, string, error) {
-	scheme, address, err := SplitAddress(uri)
+	scheme, address, err := splitAddress(uri)
 	if err != nil {
 		return nil, "", err
 	}
-	t, ok := Lookup(scheme)
+	t, ok := lookup(scheme)
 	if !ok {
 		return nil, "", fmt.Errorf("%w %q in %q (registered: %s; is its package imported?)",
-			ErrUnknownTransport, scheme, uri, strings.Join(Transports(), ", "))
+			ErrUnknownTransport, scheme, uri, strings.Join(transports(), ", "))
 	}
 	return t, address, nil
 }

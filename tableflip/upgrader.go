@@ -70,14 +70,14 @@ type Upgrader struct {
 	// final and finalHooks are set by run before done closes.
 	final      bool
 	finalHooks []registeredHooks
-	prevState  State
+	prevState  lifeState
 
 	s owned // only the run goroutine touches it
 }
 
 // owned is the part of an Upgrader that only its run goroutine touches.
 type owned struct {
-	state     State
+	state     lifeState
 	stopping  bool // Stop was called; run ends once an upgrade in flight has
 	inherited map[string]*entry
 	passing   map[string]*entry
@@ -225,13 +225,6 @@ func (u *Upgrader) Logger() *zap.Logger { return u.log }
 // HasParent reports whether this process was started by an Upgrade.
 func (u *Upgrader) HasParent() bool { return u.parentPid != 0 }
 
-// State is where the upgrader is in its life.
-func (u *Upgrader) State() State {
-	st := StateStopped
-	u.do(func() { st = u.s.state })
-	return st
-}
-
 // Exit is closed when this generation must exit: a successor is ready, or
 // Stop was called. Drain, then call Stop.
 func (u *Upgrader) Exit() <-chan struct{} { return u.exitC }
@@ -325,6 +318,21 @@ func (u *Upgrader) Pass(transport, key string, c syscall.Conn, meta []byte) erro
 	return err
 }
 
+// Inherited lists the unclaimed files the parent passed under transport.
+// See Fds.
+func (u *Upgrader) Inherited(transport string) []string {
+	var keys []string
+	u.do(func() {
+		for _, e := range u.s.inherited {
+			if e.transport == transport {
+				keys = append(keys, e.key)
+			}
+		}
+	})
+	slices.Sort(keys)
+	return keys
+}
+
 // Forget stops passing the file under transport and key. See Fds.
 func (u *Upgrader) Forget(transport, key string) {
 	name := entryName(transport, key)
@@ -389,7 +397,7 @@ func (u *Upgrader) stop(reason error) {
 					h.FinalStop()
 				}
 			}
-			if u.opts.PIDFile != "" && u.prevState != StateInitial {
+			if u.opts.PIDFile != "" && u.prevState != stateInitial {
 				removePIDFile(u.opts.PIDFile, os.Getpid())
 			}
 		}
@@ -447,12 +455,12 @@ func (u *Upgrader) run() {
 // shutdown runs on the run goroutine at Stop.
 func (u *Upgrader) shutdown() {
 	prev := u.s.state
-	u.s.state = StateStopped
+	u.s.state = stateStopped
 	u.prevState = prev
 	// A generation that hands over, or a child that never became ready
 	// (its parent serves on), is not the last: nothing it shares with
 	// them, a socket path, a PID file, may go.
-	u.final = prev != StateUpgraded && !(prev == StateInitial && u.parent != nil)
+	u.final = prev != stateUpgraded && !(prev == stateInitial && u.parent != nil)
 	u.finalHooks = slices.Clone(u.s.hooks)
 	u.s.activated.closeUnclaimed()
 	select {
@@ -473,7 +481,7 @@ func (u *Upgrader) shutdown() {
 		u.s.child.conn.Close()
 	}
 	if u.parent != nil {
-		if prev == StateInitial {
+		if prev == stateInitial {
 			// Stopped before Ready: the parent must not wait for us.
 			reason := "tableflip: child stopped before it was ready"
 			if u.failReason != nil {

@@ -47,8 +47,8 @@ func TestNeverUpgrades(t *testing.T) {
 	default:
 		t.Fatal("Exit not closed by Stop")
 	}
-	if u.State() != tableflip.StateStopped {
-		t.Fatalf("state %s", u.State())
+	if err := u.Ready(); !errors.Is(err, tableflip.ErrStopped) {
+		t.Fatalf("Ready after Stop: %v", err)
 	}
 }
 
@@ -79,9 +79,9 @@ func TestTransportOnDouble(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-// Code written against tableflip.Interface runs with the double in tests.
+// Code written for a *tableflip.Upgrader runs with the double in tests.
 func Example() {
-	var upg tableflip.Interface = tablefliptest.New(nil)
+	upg := tablefliptest.New(nil)
 	defer upg.Stop()
 	ln, err := tcp.Listen(context.Background(), upg, "tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"sync"
@@ -50,11 +51,11 @@ func serverMain() int {
 	}
 	upg, err := tableflip.New(tableflip.Options{
 		KillGrace: 2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			next.Lock()
 			defer next.Unlock()
 			def.Env = append(def.Env, "TLSTEST_MODE="+next.mode)
-			return def, nil
+			return nil
 		},
 	})
 	if err != nil {
@@ -159,9 +160,9 @@ func serverMain() int {
 func badParentMain() int {
 	upg, err := tableflip.New(tableflip.Options{
 		KillGrace: 2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			def.Env = append(def.Env, "TFTEST_ROLE=server", "TLSTEST_MODE=tls")
-			return def, nil
+			return nil
 		},
 	})
 	if err != nil {

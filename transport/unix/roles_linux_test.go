@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"sync"
@@ -54,9 +55,9 @@ func serverMain() int {
 	upg, err := tableflip.New(tableflip.Options{
 		PIDFile:   os.Getenv("TFTEST_PIDFILE"),
 		KillGrace: 2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			def.Env = nextEnv(def.Env)
-			return def, nil
+			return nil
 		},
 	})
 	if err != nil {

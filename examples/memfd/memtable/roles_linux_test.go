@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"time"
@@ -139,9 +140,9 @@ func sum(t *memtable.Table) string {
 func badParentMain() int {
 	upg, err := tableflip.New(tableflip.Options{
 		KillGrace: 2 * time.Second,
-		Next: func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
+		Next: func(ctx context.Context, def *exec.Cmd) error {
 			def.Env = append(def.Env, "TFTEST_ROLE=holder", "MEMTEST_CHILD=good")
-			return def, nil
+			return nil
 		},
 	})
 	if err != nil {
