@@ -94,9 +94,8 @@ type Config struct {
 type Result struct {
 	fx.Out
 
-	Upgrader  *tableflip.Upgrader
-	Fds       tableflip.Fds
-	Interface *tableflip.Upgrader
+	Upgrader *tableflip.Upgrader
+	Fds      tableflip.Fds
 }
 
 // New creates this process's Upgrader from p. It is the constructor that
@@ -115,17 +114,16 @@ func New(p Params) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("fxmodule: %w", err)
 	}
-	return Result{Upgrader: upg, Fds: upg, Interface: upg}, nil
+	return Result{Upgrader: upg, Fds: upg}, nil
 }
 
 // provided is what Module provides: Result and the app's own state.
 type provided struct {
 	fx.Out
 
-	Upgrader  *tableflip.Upgrader
-	Fds       tableflip.Fds
-	Interface *tableflip.Upgrader
-	App       *app
+	Upgrader *tableflip.Upgrader
+	Fds      tableflip.Fds
+	App      *app
 }
 
 // provide is New plus the first of fxmodule's lifecycle hooks.
@@ -145,7 +143,7 @@ func provide(p Params, lc fx.Lifecycle) (provided, error) {
 	})
 	pending.add(a)
 	lc.Append(fx.Hook{OnStart: a.checkStart, OnStop: a.stopEarly})
-	return provided{Upgrader: r.Upgrader, Fds: r.Upgrader, Interface: r.Upgrader, App: a}, nil
+	return provided{Upgrader: r.Upgrader, Fds: r.Upgrader, App: a}, nil
 }
 
 // app is the state fxmodule keeps for one fx app: one generation.

@@ -41,11 +41,17 @@ func (r *recorder) state(upg *tableflip.Upgrader) string {
 func (r *recorder) add(upg *tableflip.Upgrader, event string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.events = append(r.events, fmt.Sprintf("%s(%s)", event, r.state(upg)))
+}
+
+// track follows upg's Ready, before any other Ready hook the test adds.
+func (r *recorder) track(upg *tableflip.Upgrader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.tracked {
 		r.tracked = true
 		upg.AddHooks(tableflip.Hooks{Ready: func() { r.ready.Store(true) }})
 	}
-	r.events = append(r.events, fmt.Sprintf("%s(%s)", event, r.state(upg)))
 }
 
 func (r *recorder) take() []string {
@@ -58,6 +64,7 @@ func (r *recorder) take() []string {
 
 // hooks appends an OnStart and an OnStop hook that record name.
 func (r *recorder) hooks(lc fx.Lifecycle, upg *tableflip.Upgrader, name string) {
+	r.track(upg)
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { r.add(upg, name+"-start"); return nil },
 		OnStop:  func(context.Context) error { r.add(upg, name+"-stop"); return nil },
@@ -125,6 +132,7 @@ func TestReadyMustBeAtTheRoot(t *testing.T) {
 		fx.NopLogger,
 		fxmodule.Module,
 		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) {
+			r.track(upg)
 			upg.AddHooks(tableflip.Hooks{Ready: func() { r.add(upg, "upgrader-ready") }})
 			r.hooks(lc, upg, "root-invoke")
 		}),

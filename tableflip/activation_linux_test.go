@@ -17,13 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sockets the matcher tests look at, all real and bound.
-type testSockets struct {
-	lo, any6, any4, udp, conn net.Conn
-	ln                        map[string]syscall.Conn
-	port                      map[string]int
-}
-
 func listenT(t *testing.T, network, address string) syscall.Conn {
 	t.Helper()
 	var c io.Closer

@@ -72,7 +72,6 @@ type Handoff struct {
 	generation int
 	extra      []*entry
 	meta       map[string][]byte
-	cleanup    []func()
 }
 
 // Generation is the generation number the child will have.

@@ -21,12 +21,18 @@ import (
 func (u *Upgrader) inherit(env string) error {
 	fd, err := strconv.Atoi(env)
 	if err != nil || fd < 0 {
-		return fmt.Errorf("tableflip: %s=%q is not a file descriptor number", handoffEnv, env)
+		return fmt.Errorf("%w: %s=%q is not a file descriptor number", ErrProtocol, handoffEnv, env)
 	}
 	hc, err := openHandoff(fd)
 	if err != nil {
 		return err
 	}
+	return u.readHandoff(hc)
+}
+
+// readHandoff speaks the child's side of the handoff on hc up to the state
+// stream: hello both ways, then the files.
+func (u *Upgrader) readHandoff(hc *handoffConn) error {
 	// A parent that hangs must not hang us: the whole handoff, until the
 	// parent acknowledges our ready, gets the upgrade timeout, as it has
 	// on the parent's side.
@@ -49,7 +55,7 @@ func (u *Upgrader) inherit(env string) error {
 	}
 	if f.typ == frameFail {
 		hc.Close()
-		return fmt.Errorf("tableflip: parent refused the handoff: %s", f.payload)
+		return fmt.Errorf("%w: parent refused the handoff: %s", ErrProtocol, f.payload)
 	}
 	h, err := decodeHello(f)
 	if err != nil {
@@ -153,7 +159,7 @@ func (s *stateReader) Read(p []byte) (int, error) {
 			}
 			s.ended = true
 		case frameFail:
-			s.err = fmt.Errorf("tableflip: parent aborted the handoff: %s", f.payload)
+			s.err = fmt.Errorf("%w: parent aborted the handoff: %s", ErrProtocol, f.payload)
 		default:
 			s.err = protoErr("unexpected frame %q in the state stream", f.typ)
 			s.hc.writeFrame(frameFail, []byte(s.err.Error()), nil)
@@ -295,11 +301,11 @@ func (u *Upgrader) awaitAck() error {
 	f, err := u.parent.readFrame()
 	switch {
 	case err == io.EOF:
-		return fmt.Errorf("tableflip: parent %d closed the handoff instead of acknowledging our ready", u.parentPid)
+		return fmt.Errorf("%w: parent %d closed the handoff instead of acknowledging our ready", ErrProtocol, u.parentPid)
 	case err != nil:
 		return fmt.Errorf("tableflip: wait for parent %d to acknowledge ready: %w", u.parentPid, err)
 	case f.typ == frameFail:
-		return fmt.Errorf("tableflip: parent %d gave up on us: %s", u.parentPid, f.payload)
+		return fmt.Errorf("%w: parent %d gave up on us: %s", ErrProtocol, u.parentPid, f.payload)
 	case f.typ != frameAck:
 		return protoErr("parent sent frame %q, want ack", f.typ)
 	}

@@ -221,10 +221,10 @@ func takeFile(f *os.File) (int, error) {
 func openHandoff(fd int) (*handoffConn, error) {
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
-		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a socket: %w", handoffEnv, fd, fd, err)
+		return nil, fmt.Errorf("%w: %s=%d but fd %d is not a socket: %w", ErrProtocol, handoffEnv, fd, fd, err)
 	}
 	if typ != unix.SOCK_STREAM {
-		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a stream socket", handoffEnv, fd, fd)
+		return nil, fmt.Errorf("%w: %s=%d but fd %d is not a stream socket", ErrProtocol, handoffEnv, fd, fd)
 	}
 	if err := checkPeerIsParent(fd); err != nil {
 		return nil, err
@@ -234,12 +234,12 @@ func openHandoff(fd int) (*handoffConn, error) {
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("tableflip: handoff fd %d: %w", fd, err)
+		return nil, fmt.Errorf("%w: handoff fd %d: %w", ErrProtocol, fd, err)
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("tableflip: %s=%d but fd %d is not a unix socket", handoffEnv, fd, fd)
+		return nil, fmt.Errorf("%w: %s=%d but fd %d is not a unix socket", ErrProtocol, handoffEnv, fd, fd)
 	}
 	return newHandoffConn(uc), nil
 }

@@ -408,7 +408,7 @@ func (u *Upgrader) nextCmd(ctx context.Context) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("tableflip: Options.Next: %w", err)
 	}
 	if cmd.Path == "" {
-		return nil, fmt.Errorf("tableflip: Options.Next left an empty Path")
+		return nil, errors.New("tableflip: Options.Next left an empty Path")
 	}
 	if len(cmd.Args) == 0 {
 		cmd.Args = []string{cmd.Path}

@@ -173,11 +173,11 @@ func appendRecord(b []byte, r record) []byte {
 func checkRecord(r record) error {
 	switch {
 	case r.transport == "" || len(r.transport) > 255:
-		return fmt.Errorf("tableflip: transport name %q: want 1 to 255 bytes", r.transport)
+		return fmt.Errorf("%w: transport name %q: want 1 to 255 bytes", ErrProtocol, r.transport)
 	case len(r.key) > maxKeyLen:
-		return fmt.Errorf("tableflip: key of %d bytes exceeds the limit of %d", len(r.key), maxKeyLen)
+		return fmt.Errorf("%w: key of %d bytes exceeds the limit of %d", ErrProtocol, len(r.key), maxKeyLen)
 	case len(r.meta) > maxMetaLen:
-		return fmt.Errorf("tableflip: metadata of %d bytes for %s:%s exceeds the limit of %d", len(r.meta), r.transport, r.key, maxMetaLen)
+		return fmt.Errorf("%w: metadata of %d bytes for %s:%s exceeds the limit of %d", ErrProtocol, len(r.meta), r.transport, r.key, maxMetaLen)
 	}
 	return nil
 }

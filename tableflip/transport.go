@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // A Transport knows one kind of inheritable file descriptor: how to create
@@ -74,7 +76,7 @@ var registry = struct {
 func Register(t Transport) error {
 	name := t.Name()
 	if name == "" || strings.ContainsAny(name, ":/") {
-		return fmt.Errorf("tableflip: invalid transport name %q", name)
+		return fmt.Errorf("%w: invalid transport name %q", ErrUnknownTransport, name)
 	}
 	registry.Lock()
 	defer registry.Unlock()
@@ -116,7 +118,7 @@ func transports() []string {
 func splitAddress(uri string) (scheme, address string, err error) {
 	scheme, address, ok := strings.Cut(uri, "://")
 	if !ok || scheme == "" {
-		return "", "", fmt.Errorf("tableflip: address %q: want scheme://address", uri)
+		return "", "", fmt.Errorf("%w: address %q: want scheme://address", ErrUnknownTransport, uri)
 	}
 	return scheme, address, nil
 }
@@ -162,16 +164,78 @@ func openAs[T any](ctx context.Context, fds Fds, uri string, want Kind) (T, erro
 		return zero, err
 	}
 	if k, ok := t.(Kinder); ok && k.Kind() != want {
-		return zero, fmt.Errorf("tableflip: %q opens a %s, not a %s", uri, k.Kind(), want)
+		return zero, fmt.Errorf("%w for a %s: %q opens a %s", ErrUnknownTransport, want, uri, k.Kind())
 	}
-	c, err := t.Open(ctx, fds, address)
+	// The transport may claim, pass and hook before it returns an object
+	// of the wrong kind: all of that is undone then, so that a retry with
+	// the right call finds the name free and the inherited file back.
+	tx := &txFds{Fds: fds}
+	c, err := t.Open(ctx, tx, address)
 	if err != nil {
 		return zero, err
 	}
 	v, ok := c.(T)
 	if !ok {
 		c.Close()
-		return zero, fmt.Errorf("tableflip: %q opens a %T, not a %s", uri, c, want)
+		tx.rollback()
+		return zero, fmt.Errorf("%w for a %s: %q opens a %T", ErrUnknownTransport, want, uri, c)
 	}
 	return v, nil
+}
+
+// txFds records what a transport's Open does through it, to undo it.
+type txFds struct {
+	Fds
+	mu      sync.Mutex
+	claimed [][2]string
+	passed  [][2]string
+	removes []func()
+}
+
+func (t *txFds) Inherit(transport, key string) (*os.File, []byte, error) {
+	f, meta, err := t.Fds.Inherit(transport, key)
+	if err == nil {
+		t.mu.Lock()
+		t.claimed = append(t.claimed, [2]string{transport, key})
+		t.mu.Unlock()
+	}
+	return f, meta, err
+}
+
+func (t *txFds) Pass(transport, key string, c syscall.Conn, meta []byte) error {
+	err := t.Fds.Pass(transport, key, c, meta)
+	if err == nil {
+		t.mu.Lock()
+		t.passed = append(t.passed, [2]string{transport, key})
+		t.mu.Unlock()
+	}
+	return err
+}
+
+func (t *txFds) AddHooks(h Hooks) (remove func()) {
+	remove = t.Fds.AddHooks(h)
+	t.mu.Lock()
+	t.removes = append(t.removes, remove)
+	t.mu.Unlock()
+	return remove
+}
+
+// rollback forgets what was passed, puts back what was claimed (on an
+// *Upgrader; another Fds forgets it) and removes the hooks.
+func (t *txFds) rollback() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range t.passed {
+		t.Fds.Forget(n[0], n[1])
+	}
+	for _, n := range t.claimed {
+		if u, ok := t.Fds.(*Upgrader); ok {
+			u.unclaim(n[0], n[1])
+		} else {
+			t.Fds.Forget(n[0], n[1])
+		}
+	}
+	for _, remove := range t.removes {
+		remove()
+	}
 }

@@ -293,6 +293,18 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 	return f, meta, err
 }
 
+// unclaim undoes an Inherit before Ready: the file goes back to the
+// inherited set, to be claimed again (or closed by Ready).
+func (u *Upgrader) unclaim(transport, key string) {
+	name := entryName(transport, key)
+	u.do(func() {
+		if e, ok := u.s.passing[name]; ok && u.s.state == stateInitial {
+			delete(u.s.passing, name)
+			u.s.inherited[name] = e
+		}
+	})
+}
+
 // Pass hands c's descriptor to every later generation. See Fds.
 func (u *Upgrader) Pass(transport, key string, c syscall.Conn, meta []byte) error {
 	if err := checkRecord(record{transport: transport, key: key, meta: meta}); err != nil {

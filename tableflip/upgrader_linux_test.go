@@ -157,7 +157,9 @@ func TestChildCrashesDuringInit(t *testing.T) {
 }
 
 func TestChildHangsPastTimeout(t *testing.T) {
-	s := startServer(t, "TFTEST_TIMEOUT=1s")
+	// Long enough for a healthy child to start on a loaded machine (the
+	// upgrade after the hang one), short enough for a quick test.
+	s := startServer(t, "TFTEST_TIMEOUT=4s")
 	answer, _ := s.upgrade("hang")
 	if !strings.HasPrefix(answer, "childerr ") || field(answer, "timedout") != "true" {
 		t.Fatalf("answer %q", answer)
@@ -214,7 +216,8 @@ func TestChildReadyFailsOnPIDFile(t *testing.T) {
 func TestMissingBinary(t *testing.T) {
 	s := startServer(t)
 	answer, _ := s.upgrade("missing-binary")
-	if !strings.HasPrefix(answer, "err ") || !strings.Contains(answer, "/nonexistent/tableflip-next") {
+	// No child started: a ChildError without a pid.
+	if !strings.HasPrefix(answer, "childerr pid=0 ") || !strings.Contains(answer, "/nonexistent/tableflip-next") {
 		t.Fatalf("answer %q", answer)
 	}
 	s.mustUpgrade()
