@@ -56,7 +56,6 @@ func TestBadConfig(t *testing.T) {
 				L any `name:"http" optional:"true"`
 			}) {
 			}),
-			fxmodule.Ready,
 		},
 		want: []string{`name="http"`, "already provided"},
 	}, {
@@ -65,34 +64,25 @@ func TestBadConfig(t *testing.T) {
 			fxmodule.Module,
 			fxmodule.Listener("http", "bogus://127.0.0.1:0"),
 			fxmodule.ServeHTTP("http", newTestServer),
-			fxmodule.Ready,
 		},
 		is:   tableflip.ErrUnknownTransport,
 		want: []string{`fxmodule: listener "http"`, `unknown transport "bogus"`},
 	}, {
 		name: "ready by hand in an invoke",
-		opts: []fx.Option{fxmodule.Module, byHandInInvoke, fxmodule.Ready},
-		is:   fxmodule.ErrReadyByHand,
+		opts: []fx.Option{fxmodule.Module, byHandInInvoke},
+		is:   tableflip.ErrAlreadyReady,
 	}, {
 		name: "ready by hand in an OnStart hook",
-		opts: []fx.Option{fxmodule.Module, byHandInHook, fxmodule.Ready},
-		is:   fxmodule.ErrReadyByHand,
-		want: []string{"already ready"},
-	}, {
-		name: "Ready missing",
-		opts: []fx.Option{fxmodule.Module, fxmodule.Listener("http", "tcp://127.0.0.1:0"), fxmodule.ServeHTTP("http", newTestServer)},
-		is:   fxmodule.ErrNoReady,
-	}, {
-		name: "Ready twice",
-		opts: []fx.Option{fxmodule.Module, fxmodule.Ready, fxmodule.Ready},
-		is:   fxmodule.ErrReadyTwice,
+		opts: []fx.Option{fxmodule.Module, byHandInHook},
+		is:   tableflip.ErrAlreadyReady,
+		want: []string{"fxmodule: ready"},
 	}, {
 		name: "Module missing",
-		opts: []fx.Option{fxmodule.Ready},
-		want: []string{"missing type", "fxmodule"},
+		opts: []fx.Option{fx.Invoke(func(*tableflip.Upgrader) {})},
+		want: []string{"missing type", "*tableflip.Upgrader"},
 	}, {
 		name: "two triggers",
-		opts: []fx.Option{fxmodule.Module, fxmodule.WithTrigger(fxmodule.NoTrigger), fxmodule.WithTrigger(fxmodule.NoTrigger), fxmodule.Ready},
+		opts: []fx.Option{fxmodule.Module, fxmodule.WithTrigger(fxmodule.NoTrigger), fxmodule.WithTrigger(fxmodule.NoTrigger)},
 		want: []string{"fxmodule.Trigger", "already provided"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 // A Drainer is a server that this generation must drain before it exits:
 // stop accepting, finish or hand over the work in flight, within ctx. When
-// the app stops, Ready's OnStop hook drains every Drainer of DrainerGroup at
+// the app stops, Module drains every Drainer of DrainerGroup at
 // the same time, then stops the Upgrader. A *drain.Server (package
 // tableflip/drain) is a Drainer; the package documentation of drain shows
 // the pattern for gRPC and raw TCP servers.

@@ -1,41 +1,34 @@
 package fxmodule
 
 import (
-	"fmt"
+	"sync/atomic"
 
 	"go.uber.org/fx/fxevent"
 )
 
-// EventLogger wraps the app's fx event logger so that, when this
-// generation's fx app fails to start, the exact error reaches the previous
-// generation: its Upgrade returns a *tableflip.ChildError whose Reason is
-// that error, and it keeps serving. Every event goes on to next unchanged.
-//
-//	fx.WithLogger(func(log *zap.Logger) fxevent.Logger {
-//		return fxmodule.EventLogger(&fxevent.ZapLogger{Logger: log})
-//	}),
-//
-// fx tells the error of a failed start (an OnStart hook that failed or
-// timed out) to its event logger and to the caller of Start, and to nothing
-// else. Without EventLogger, the new generation reports ErrStartFailed
-// instead, and its own log has the cause. A failure of fx.New itself (a
-// constructor that fails) is reported exactly either way, through Module's
-// fx.ErrorHook.
+// EventLogger wraps an fx event logger for fxmodule. Module applies it to
+// the app's event logger already (with fx.Decorate), so an app need not call
+// it; calling it again changes nothing. Every event goes on to next, but
+// one: when fxmodule shuts the app down because the next generation is
+// ready, fx.App.Run logs a Stopping event for a SIGTERM that never came
+// ("received signal" "TERMINATED"); fxmodule has logged the real reason,
+// and that event is dropped.
 func EventLogger(next fxevent.Logger) fxevent.Logger {
+	if l, ok := next.(*eventLogger); ok {
+		return l
+	}
 	return &eventLogger{next: next}
 }
+
+// selfShutdown is set when fxmodule, not a signal, shut the app down. There
+// is one Upgrader, so one fxmodule app running, per process.
+var selfShutdown atomic.Bool
 
 type eventLogger struct{ next fxevent.Logger }
 
 func (l *eventLogger) LogEvent(e fxevent.Event) {
-	l.next.LogEvent(e)
-	switch e := e.(type) {
-	case *fxevent.RollingBack:
-		// Sent before the OnStop hooks of the rollback run.
-		pending.fail(fmt.Errorf("fxmodule: fx app start failed: %w", e.StartErr))
-	case *fxevent.Started:
-		if e.Err != nil {
-			pending.fail(fmt.Errorf("fxmodule: fx app start failed: %w", e.Err))
-		}
+	if _, ok := e.(*fxevent.Stopping); ok && selfShutdown.Swap(false) {
+		return
 	}
+	l.next.LogEvent(e)
 }

@@ -23,9 +23,7 @@ func Example() {
 	var addr string
 	app := fx.New(
 		fx.Supply(zap.NewNop()), // the app's logger; fxmodule uses it
-		fx.WithLogger(func(log *zap.Logger) fxevent.Logger {
-			return fxmodule.EventLogger(&fxevent.ZapLogger{Logger: log})
-		}),
+		fx.WithLogger(func(log *zap.Logger) fxevent.Logger { return &fxevent.ZapLogger{Logger: log} }),
 		fxmodule.Module,
 		fxmodule.Listener("http", "tcp://127.0.0.1:0"),
 		fxmodule.ServeHTTP("http", func() *http.Server {
@@ -40,7 +38,6 @@ func Example() {
 			lc.Append(fx.StartHook(func() { fmt.Println("listening") }))
 			addr = ln.Addr().String()
 		}, fx.ParamTags(`name:"http"`))),
-		fxmodule.Ready, // last
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -78,7 +75,6 @@ func ExampleAsDrainer() {
 		fxmodule.Module,
 		fx.Provide(fxmodule.AsDrainer(newJobServer)),
 		fxmodule.WithTrigger(fxmodule.NoTrigger),
-		fxmodule.Ready,
 	)
 	ctx := context.Background()
 	if err := app.Start(ctx); err != nil {
@@ -94,6 +90,5 @@ func ExampleWithTrigger() {
 	_ = fx.Options(
 		fxmodule.Module,
 		fxmodule.WithTrigger(fxmodule.Signal(sigusr2)),
-		fxmodule.Ready,
 	)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -24,73 +23,64 @@ const DefaultDrainTimeout = 10 * time.Second
 // `group:"tableflip.drainers"`.
 const DrainerGroup = "tableflip.drainers"
 
-var (
-	// ErrNoReady is the start error of an app that has Module but not
-	// Ready among its options: it would never tell the previous
-	// generation that it serves.
-	ErrNoReady = errors.New("fxmodule: fxmodule.Ready is not among the app's options (add it as the last option of fx.New)")
-	// ErrReadyTwice is the error of an app that lists Ready more than once.
-	ErrReadyTwice = errors.New("fxmodule: fxmodule.Ready is listed more than once")
-	// ErrReadyByHand is wrapped by the start error of an app whose
-	// Upgrader was made ready by a call to Ready outside fxmodule: that
-	// call told the previous generation to exit before every OnStart hook
-	// had run.
-	ErrReadyByHand = errors.New("fxmodule: the Upgrader was made ready by hand (in an fx app, fxmodule.Ready calls Ready after every other OnStart hook; remove the call)")
-	// ErrStartFailed is what a new generation reports to its parent when
-	// its fx app failed to start and the cause is unknown to fxmodule. Wrap
-	// the app's fx event logger with EventLogger to report the cause
-	// itself.
-	ErrStartFailed = errors.New("fxmodule: the fx app failed to start and rolled back (its log has the cause; wrap the fx event logger with fxmodule.EventLogger to report it here)")
-)
-
 // Module provides this process's *tableflip.Upgrader to an fx app, also as
-// tableflip.Fds (what transports need) and tableflip.Interface. The
-// Upgrader is created with the app's *zap.Logger when the app has one and
-// with the Config the app supplies, if any (see Params). Module provides
+// tableflip.Fds (what transports need), and runs this generation's life
+// with the app's: Ready after the app's last OnStart hook, the drain and
+// Stop before its first OnStop hook. List it anywhere among the options
+// of fx.New; nothing else is needed (see the package documentation).
+//
+// The Upgrader is created with the app's *zap.Logger when the app has one
+// and with the Config the app supplies, if any (see Params). Module provides
 // nothing else: no logger, no listener (see Listener), no server (see
 // ServeHTTP).
-//
-// An app that uses Module must also list Ready, last: see Ready for why and
-// what it does.
-var Module = fx.Module("tableflip",
-	fx.Provide(provide),
-	// Create the Upgrader even in an app where nothing else asks for it,
-	// so that its first hook checks the app at start (ErrNoReady).
-	fx.Invoke(func(*app) {}),
-	// Invoke failures (a constructor that fails, such as a Listener on an
-	// unknown scheme) end fx.New; fx then runs no hook at all, so this is
-	// where a new generation reports them to its parent.
-	fx.ErrorHook(newErrorHandler()),
+var Module = fx.Options(
+	fx.Module("tableflip",
+		fx.Provide(provide),
+		// Create the Upgrader even in an app where nothing else asks for
+		// it: the previous generation waits for its answer.
+		fx.Invoke(func(p struct {
+			fx.In
+			Generation *generation
+			Drainers   []Drainer `group:"tableflip.drainers"`
+		}) {
+			p.Generation.mu.Lock()
+			p.Generation.drainers = p.Drainers
+			p.Generation.mu.Unlock()
+		}),
+		// Invoke failures (a constructor that fails, such as a Listener on
+		// an unknown scheme) reach the previous generation through it.
+		fx.ErrorHook(errorHandler{}),
+	),
+	// At the root, so that they reach every module of the app: the
+	// app's Lifecycle, to follow its OnStart and OnStop hooks, and its
+	// event logger, so that no log line reports a signal that never came.
+	fx.Decorate(trackLifecycle),
+	fx.Decorate(EventLogger),
 )
 
-// Params are what New takes: every field is optional.
+// Ready is no longer needed: Module readies the Upgrader after the app's
+// last OnStart hook, wherever it is listed.
+//
+// Deprecated: remove it from the app's options; it does nothing.
+var Ready = fx.Options()
+
+// Params are what New takes from the fx graph.
 type Params struct {
 	fx.In
 
-	// Logger is the app's logger. fxmodule uses it when the app provides
-	// one; it never provides one itself. Nil means no logging, unless
-	// Config.Options.Logger is set, which takes precedence.
 	Logger *zap.Logger `optional:"true"`
-	// Config is supplied by the app, for example with
-	// fx.Supply(fxmodule.Config{...}). The zero value is usable.
-	Config Config `optional:"true"`
+	Config Config      `optional:"true"`
 }
 
-// Config configures the Upgrader and the way this generation stops.
+// Config configures the Upgrader and the drain. Supply it with fx.Supply.
 type Config struct {
-	// Options are passed to tableflip.New: PID file, upgrade timeout, kill
-	// grace, application state to hand over, next version. Options.Logger,
-	// if set, is used instead of the app's *zap.Logger.
 	tableflip.Options
-	// DrainTimeout bounds the drain of the HTTP servers (ServeHTTP) and
-	// Drainers when this generation stops. Zero means DefaultDrainTimeout.
-	// The OnStop context, which fx bounds with fx.StopTimeout, bounds it
-	// too: raise both together.
+	// DrainTimeout bounds the drain of every Drainer when this generation
+	// stops. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 }
 
-// Result is what New returns: the same Upgrader under the three types
-// that code depends on.
+// Result is what New provides.
 type Result struct {
 	fx.Out
 
@@ -98,13 +88,8 @@ type Result struct {
 	Fds      tableflip.Fds
 }
 
-// New creates this process's Upgrader from p. It is the constructor that
-// Module provides, and it works without fx:
-//
-//	r, err := fxmodule.New(fxmodule.Params{Logger: log})
-//	upg := r.Upgrader
-//
-// Without fx, the caller owns the Upgrader's life: Ready, Exit, Stop.
+// New creates the Upgrader as Module does, for use without fx or in a
+// module of one's own. Options.Logger, when nil, is the graph's logger.
 func New(p Params) (Result, error) {
 	opts := p.Config.Options
 	if opts.Logger == nil {
@@ -117,157 +102,190 @@ func New(p Params) (Result, error) {
 	return Result{Upgrader: upg, Fds: upg}, nil
 }
 
-// provided is what Module provides: Result and the app's own state.
 type provided struct {
 	fx.Out
 
-	Upgrader *tableflip.Upgrader
-	Fds      tableflip.Fds
-	App      *app
+	Upgrader   *tableflip.Upgrader
+	Fds        tableflip.Fds
+	Generation *generation
 }
 
-// provide is New plus the first of fxmodule's lifecycle hooks.
-func provide(p Params, lc fx.Lifecycle) (provided, error) {
-	r, err := New(p)
+func provide(p struct {
+	fx.In
+	Logger     *zap.Logger `optional:"true"`
+	Config     Config      `optional:"true"`
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Trigger    Trigger `optional:"true"`
+}) (provided, error) {
+	lc, ok := p.Lifecycle.(*lifecycle)
+	if !ok {
+		return provided{}, fmt.Errorf("fxmodule: the app's fx.Lifecycle is %T, not fxmodule's: is fx.Lifecycle decorated elsewhere?", p.Lifecycle)
+	}
+	r, err := New(Params{Logger: p.Logger, Config: p.Config})
 	if err != nil {
 		return provided{}, err
 	}
-	a := &app{upg: r.Upgrader, log: r.Upgrader.Logger(), cfg: p.Config}
-	a.upg.AddHooks(tableflip.Hooks{
-		Ready: func() { a.ready.Store(true) },
-		Done: func(pid int, err error) {
-			if err == nil {
-				a.upgraded.Store(true)
-			}
-		},
-	})
-	pending.add(a)
-	lc.Append(fx.Hook{OnStart: a.checkStart, OnStop: a.stopEarly})
-	return provided{Upgrader: r.Upgrader, Fds: r.Upgrader, App: a}, nil
-}
-
-// app is the state fxmodule keeps for one fx app: one generation.
-type app struct {
-	upg *tableflip.Upgrader
-	// ready and upgraded are set by the Upgrader's hooks.
-	ready, upgraded atomic.Bool
-	log             *zap.Logger
-	cfg             Config
-
-	mu       sync.Mutex
-	hasReady bool  // the Ready invoke ran
-	startErr error // why the app failed to start, when fxmodule knows
-}
-
-// checkStart is the OnStart hook appended when the Upgrader is created,
-// before the hooks of everything that depends on it.
-func (a *app) checkStart(context.Context) error {
-	a.mu.Lock()
-	hasReady := a.hasReady
-	a.mu.Unlock()
-	// On a failure here, fx runs no OnStop of ours: stop the Upgrader now,
-	// so that the process may make another.
-	if !hasReady {
-		a.setStartErr(ErrNoReady)
-		a.fail(ErrNoReady)
-		return ErrNoReady
+	g := &generation{
+		upg:        r.Upgrader,
+		log:        r.Upgrader.Logger(),
+		cfg:        p.Config,
+		shutdowner: p.Shutdowner,
+		trigger:    p.Trigger,
 	}
-	if a.ready.Load() {
-		err := fmt.Errorf("%w (ready before the app started)", ErrReadyByHand)
-		a.setStartErr(err)
-		a.fail(err)
-		return err
+	if g.trigger == nil {
+		g.trigger = Signal(sighup)
 	}
-	return nil
-}
-
-// stopEarly is the OnStop hook that pairs with checkStart: it runs last.
-// After a normal stop it finds the Upgrader stopped already. When the start
-// failed and fx rolls back, it reports the failure to the previous
-// generation, whose Upgrade then returns it, and stops the Upgrader.
-func (a *app) stopEarly(context.Context) error {
-	if !a.ready.Load() {
-		a.mu.Lock()
-		err := a.startErr
-		a.mu.Unlock()
+	g.upg.AddHooks(tableflip.Hooks{Done: func(pid int, err error) {
 		if err == nil {
-			err = ErrStartFailed
+			g.upgraded.Store(true)
 		}
-		a.fail(err)
-		return nil
-	}
-	pending.remove(a)
-	a.upg.Stop()
-	return nil
+	}})
+	pending.add(g)
+	lc.follow(g)
+	// At least one hook, so that the lifecycle has a last OnStart.
+	lc.Append(fx.Hook{})
+	return provided{Upgrader: r.Upgrader, Fds: r.Upgrader, Generation: g}, nil
 }
 
-func (a *app) setStartErr(err error) {
-	a.mu.Lock()
-	if a.startErr == nil {
-		a.startErr = err
-	}
-	a.mu.Unlock()
-}
+// pending holds the generations not yet ready, for fx.New's ErrorHook: a
+// failure there has no lifecycle to go through.
+var pending = &pendingGenerations{m: make(map[*generation]struct{})}
 
-// fail reports err to the previous generation (if this one has a parent
-// and is not ready yet) and stops the Upgrader.
-func (a *app) fail(err error) {
-	if !pending.remove(a) {
-		a.upg.Stop()
-		return
-	}
-	if a.upg.HasParent() && !a.ready.Load() {
-		a.log.Error("fx app failed to start, reporting to the previous generation", zap.Error(err))
-	}
-	a.upg.Fail(err)
-}
-
-// pending holds the apps of this process whose Upgrader exists but is not
-// ready yet. fx reports a failed fx.New or a failed start to an error hook
-// or an event logger, which get the error but not the app; since a process
-// has one Upgrader (tableflip.New gives the parent's handoff to the first
-// one only), failing every pending app is failing the right one.
-var pending = &pendingApps{m: make(map[*app]struct{})}
-
-type pendingApps struct {
+type pendingGenerations struct {
 	mu sync.Mutex
-	m  map[*app]struct{}
+	m  map[*generation]struct{}
 }
 
-func (p *pendingApps) add(a *app) {
+func (p *pendingGenerations) add(g *generation) {
 	p.mu.Lock()
-	p.m[a] = struct{}{}
+	p.m[g] = struct{}{}
 	p.mu.Unlock()
 }
 
-// remove reports whether a was pending.
-func (p *pendingApps) remove(a *app) bool {
+// remove reports whether g was pending.
+func (p *pendingGenerations) remove(g *generation) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.m[a]
-	delete(p.m, a)
+	_, ok := p.m[g]
+	delete(p.m, g)
 	return ok
 }
 
-// fail fails every pending app with err.
-func (p *pendingApps) fail(err error) {
+func (p *pendingGenerations) fail(err error) {
 	p.mu.Lock()
-	apps := make([]*app, 0, len(p.m))
-	for a := range p.m {
-		apps = append(apps, a)
+	gs := make([]*generation, 0, len(p.m))
+	for g := range p.m {
+		gs = append(gs, g)
 	}
 	p.mu.Unlock()
-	for _, a := range apps {
-		a.setStartErr(err)
-		a.fail(err)
+	for _, g := range gs {
+		g.fail(err)
 	}
 }
 
-// errorHandler is the fx.ErrorHook of Module.
+// errorHandler reports a failed fx.New (fx runs no hook then) to the
+// previous generation.
 type errorHandler struct{}
-
-func newErrorHandler() fx.ErrorHandler { return errorHandler{} }
 
 func (errorHandler) HandleError(err error) {
 	pending.fail(fmt.Errorf("fxmodule: fx.New failed: %w", err))
+}
+
+// lifecycle is the app's fx.Lifecycle, decorated to know when the last
+// OnStart hook has returned and when the first OnStop hook is called: fx
+// has no event for either (its hooks run in the order they were appended,
+// and a hook appended during Start does not run in it). Every hook of the
+// app is appended through it, since Module decorates fx.Lifecycle at the
+// root.
+type lifecycle struct {
+	fx.Lifecycle
+
+	mu       sync.Mutex
+	g        *generation
+	total    int  // hooks appended before Start
+	started  int  // of them, OnStart returned nil
+	stopped  int  // of those, OnStop was called
+	starting bool // Start has begun: later hooks do not run in it
+	stopping sync.Once
+}
+
+func trackLifecycle(lc fx.Lifecycle) fx.Lifecycle { return &lifecycle{Lifecycle: lc} }
+
+func (l *lifecycle) follow(g *generation) {
+	l.mu.Lock()
+	l.g = g
+	l.mu.Unlock()
+}
+
+func (l *lifecycle) Append(h fx.Hook) {
+	l.mu.Lock()
+	if l.starting {
+		l.mu.Unlock()
+		l.Lifecycle.Append(h)
+		return
+	}
+	l.total++
+	l.mu.Unlock()
+	onStart, onStop := h.OnStart, h.OnStop
+	h.OnStart = func(ctx context.Context) error {
+		l.mu.Lock()
+		l.starting = true
+		l.mu.Unlock()
+		if onStart != nil {
+			if err := onStart(ctx); err != nil {
+				// fx stops only the hooks that started before this
+				// one, maybe none: tell the previous generation now.
+				if g := l.generation(); g != nil {
+					g.setStartErr(err)
+					g.fail(err)
+				}
+				return err
+			}
+		}
+		l.mu.Lock()
+		l.started++
+		last := l.started == l.total
+		g := l.g
+		l.mu.Unlock()
+		if last && g != nil {
+			if err := g.start(); err != nil {
+				l.mu.Lock()
+				l.started-- // fx does not stop a hook whose OnStart failed
+				l.mu.Unlock()
+				g.fail(err)
+				return err
+			}
+		}
+		return nil
+	}
+	h.OnStop = func(ctx context.Context) error {
+		// fx stops the hooks that started, last first: the first OnStop
+		// is the moment to drain, while everything else still runs.
+		var err error
+		l.stopping.Do(func() {
+			if g := l.generation(); g != nil {
+				err = g.stop(ctx)
+			}
+		})
+		if onStop != nil {
+			err = errors.Join(err, onStop(ctx))
+		}
+		l.mu.Lock()
+		l.stopped++
+		done := l.stopped == l.started
+		g := l.g
+		l.mu.Unlock()
+		if done && g != nil {
+			g.finish() // the app has stopped: no signal handling outlives it
+		}
+		return err
+	}
+	l.Lifecycle.Append(h)
+}
+
+func (l *lifecycle) generation() *generation {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.g
 }

@@ -27,18 +27,22 @@ import (
 // ServeHTTP (it is provided under a name of its own), so an app may serve
 // several. The server's Addr is ignored.
 //
-// The server starts serving in an OnStart hook, before this generation is
-// ready. Ready's OnStop hook drains it together with every other Drainer;
-// if the app stops before it was ready, the server's own OnStop hook
-// drains it. If serving fails, the app shuts down with exit code 1.
+// The server starts serving only once the Upgrader's Ready has returned
+// nil, after the app's last OnStart hook: a generation accepts nothing
+// before the previous one has committed to it (until then the listening
+// socket's backlog holds the connections, and a generation that fails to
+// start leaves them to its parent). Module drains it together with every
+// other Drainer when the app stops. If serving fails, the app shuts down
+// with exit code 1.
 func ServeHTTP(listener string, newServer any) fx.Option {
 	serverTag := nameTag("tableflip.http:" + listener)
 	return fx.Options(
 		fx.Provide(fx.Annotate(newServer, fx.ResultTags(serverTag))),
 		fx.Provide(fx.Annotate(
-			func(srv *http.Server, ln net.Listener, lc fx.Lifecycle, sd fx.Shutdowner, a *app) Drainer {
-				h := newHTTPServer(srv, ln, listener, sd, a.log)
-				lc.Append(fx.Hook{OnStart: h.start, OnStop: h.stop})
+			func(srv *http.Server, ln net.Listener, lc fx.Lifecycle, sd fx.Shutdowner, g *generation) Drainer {
+				h := newHTTPServer(srv, ln, listener, sd, g.log)
+				g.addServer(h) // serves once Ready has returned nil
+				lc.Append(fx.Hook{OnStop: h.stop})
 				return h
 			},
 			fx.ParamTags(serverTag, nameTag(listener)),
@@ -56,6 +60,7 @@ type httpServer struct {
 	log      *zap.Logger
 	served   chan struct{}
 	draining atomic.Bool
+	started  atomic.Bool
 }
 
 func newHTTPServer(srv *http.Server, ln net.Listener, name string, sd fx.Shutdowner, log *zap.Logger) *httpServer {
@@ -70,7 +75,9 @@ func newHTTPServer(srv *http.Server, ln net.Listener, name string, sd fx.Shutdow
 	}
 }
 
-func (h *httpServer) start(context.Context) error {
+// serve starts serving; the generation calls it once Ready returned nil.
+func (h *httpServer) serve() {
+	h.started.Store(true)
 	go func() {
 		defer close(h.served)
 		if err := h.ds.Serve(h.ln); err != nil {
@@ -78,10 +85,9 @@ func (h *httpServer) start(context.Context) error {
 			h.sd.Shutdown(fx.ExitCode(1))
 		}
 	}()
-	return nil
 }
 
-// Drain drains the server; Ready's OnStop hook calls it.
+// Drain drains the server; Module calls it when the app stops.
 func (h *httpServer) Drain(ctx context.Context) error {
 	h.draining.Store(true)
 	if err := h.ds.Drain(ctx); err != nil {
@@ -90,9 +96,12 @@ func (h *httpServer) Drain(ctx context.Context) error {
 	return nil
 }
 
-// stop drains the server if Ready's OnStop did not (the app failed to
+// stop drains the server if Module did not (the app failed to
 // start), and waits for Serve to return.
 func (h *httpServer) stop(ctx context.Context) error {
+	if !h.started.Load() {
+		return nil // never served: the generation did not become ready
+	}
 	var err error
 	if !h.draining.Load() {
 		err = h.Drain(ctx)

@@ -80,18 +80,18 @@ func (d recDrainer) Drain(context.Context) error { d.r.add(d.upg, "drain"); retu
 
 type thing struct{}
 
-// TestHookOrder checks the guarantee of fxmodule.Ready: the Upgrader
-// becomes ready after every other OnStart hook, wherever that hook was
-// appended (a module's invoke, a constructor, a root invoke, a module
-// listed after Ready); when the app stops, the Drainers are drained first,
+// TestHookOrder checks the guarantee of fxmodule.Module, wherever it is
+// listed: the Upgrader becomes ready after every other OnStart hook,
+// wherever that hook was appended (a module's invoke, a constructor, a root
+// invoke, a module listed later); when the app stops, the Drainers are drained first,
 // while the Upgrader still runs, then the Upgrader stops, then the other
 // OnStop hooks run.
 func TestHookOrder(t *testing.T) {
 	r := &recorder{}
 	app := fxtest.New(t,
 		fx.NopLogger,
+		fxmodule.Module, // first: no ordering rule
 		fx.Module("early", fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "module") })),
-		fxmodule.Module,
 		fx.Provide(func(lc fx.Lifecycle, upg *tableflip.Upgrader) *thing {
 			r.hooks(lc, upg, "constructor")
 			return &thing{}
@@ -105,7 +105,6 @@ func TestHookOrder(t *testing.T) {
 		}),
 		fx.Provide(fxmodule.AsDrainer(func(upg *tableflip.Upgrader) recDrainer { return recDrainer{r, upg} })),
 		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "last-root-invoke") }),
-		fxmodule.Ready,
 		fx.Module("late", fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) { r.hooks(lc, upg, "late-module") })),
 	)
 	app.RequireStart()
@@ -120,28 +119,4 @@ func TestHookOrder(t *testing.T) {
 	if got != want {
 		t.Errorf("stop order:\n got %s\nwant %s", got, want)
 	}
-}
-
-// TestReadyMustBeAtTheRoot shows why Ready is a root option and not part
-// of Module: fx runs the invokes of modules before those of the root, so a
-// Ready inside a module makes the Upgrader ready before the hooks that
-// root invokes append.
-func TestReadyMustBeAtTheRoot(t *testing.T) {
-	r := &recorder{}
-	app := fxtest.New(t,
-		fx.NopLogger,
-		fxmodule.Module,
-		fx.Invoke(func(lc fx.Lifecycle, upg *tableflip.Upgrader) {
-			r.track(upg)
-			upg.AddHooks(tableflip.Hooks{Ready: func() { r.add(upg, "upgrader-ready") }})
-			r.hooks(lc, upg, "root-invoke")
-		}),
-		fx.Module("wrong", fxmodule.Ready),
-	)
-	app.RequireStart()
-	got := strings.Join(r.take(), " ")
-	if want := "upgrader-ready(ready) root-invoke-start(ready)"; got != want {
-		t.Errorf("start order:\n got %s\nwant %s", got, want)
-	}
-	app.RequireStop()
 }

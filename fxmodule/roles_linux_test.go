@@ -50,7 +50,6 @@ func appMain() int {
 		fx.Supply(log),
 		fx.WithLogger(func(log *zap.Logger) fxevent.Logger {
 			zl := &fxevent.ZapLogger{Logger: log}
-			zl.UseLogLevel(zapcore.DebugLevel) // only fx's errors reach Info
 			if mode == "fail-start-nolog" {
 				return zl
 			}
@@ -95,7 +94,6 @@ func appMain() int {
 			fx.Provide(func() (*db, error) { return nil, errors.New("boom: config invalid") }),
 			fx.Invoke(func(*db) {}))
 	}
-	opts = append(opts, fxmodule.Ready)
 	fx.New(opts...).Run()
 	fmt.Printf("EXIT pid=%d\n", pid)
 	return 0

@@ -53,7 +53,6 @@ func TestServeHTTP(t *testing.T) {
 		fxmodule.Listener("http", "tcp://127.0.0.1:0"),
 		fxmodule.ServeHTTP("http", newTestServer),
 		fx.Invoke(fx.Annotate(func(l net.Listener) { ln = l }, fx.ParamTags(`name:"http"`))),
-		fxmodule.Ready,
 	)
 	app.RequireStart()
 	addr := ln.Addr().String()
@@ -72,7 +71,7 @@ func TestServeHTTP(t *testing.T) {
 // hand; after an upgrade it is the same channel).
 func TestExitShutsDown(t *testing.T) {
 	var upg *tableflip.Upgrader
-	app := fxtest.New(t, fxmodule.Module, fx.Populate(&upg), fxmodule.WithTrigger(fxmodule.NoTrigger), fxmodule.Ready)
+	app := fxtest.New(t, fxmodule.Module, fx.Populate(&upg), fxmodule.WithTrigger(fxmodule.NoTrigger))
 	app.RequireStart()
 	wait := app.Wait()
 	upg.Stop()
@@ -98,7 +97,6 @@ func TestDrainTimeout(t *testing.T) {
 			return func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 		})),
 		fx.Populate(&upg),
-		fxmodule.Ready,
 	)
 	app.RequireStart()
 	err := app.Stop(t.Context())

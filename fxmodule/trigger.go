@@ -14,10 +14,17 @@ import (
 // platform, Windows included, where tableflip itself is not supported.
 var sighup os.Signal = syscall.SIGHUP
 
+// notify and stopNotify are signal.Notify and signal.Stop; a test counts
+// the registrations through them.
+var (
+	notify     = signal.Notify
+	stopNotify = signal.Stop
+)
+
 // A Trigger decides when this generation upgrades.
 //
-// fxmodule calls Start once, in Ready's OnStart hook, just before the
-// Upgrader's Ready: Start sets up what it watches (signal.Notify, a
+// fxmodule calls Start once, after the app's last OnStart hook, just
+// before the Upgrader's Ready: Start sets up what it watches (signal.Notify, a
 // listener) and returns at once, running goroutines of its own if it needs
 // them. They call upgrade each time an upgrade should start. upgrade blocks
 // until the upgrade has ended (a call before the generation is ready waits
@@ -57,9 +64,10 @@ func WithTrigger(t Trigger) fx.Option {
 // Signal upgrades each time the process receives one of sigs. Signals that
 // arrive during an upgrade start one more upgrade after it, at most.
 //
-// Once stopped, it still catches the signals, and drops them: their default
-// action is to exit, and a generation that drains must not die of a SIGHUP
-// sent to every process of a service. This is also why fxmodule starts the
+// Its stop function gives the signals back (signal.Stop). fxmodule calls
+// it only once the app has stopped: a generation that drains must not die
+// of a SIGHUP sent to every process of a service (the default action is to
+// exit); during the drain, upgrade refuses at once. fxmodule starts the
 // trigger before the Upgrader's Ready, which writes the PID file that tools
 // send SIGHUP to.
 func Signal(sigs ...os.Signal) Trigger {
@@ -72,7 +80,7 @@ func (sigs signalTrigger) Start(upgrade func(context.Context) error) (stop func(
 	// The channel stays registered after stop, and full, so the signal
 	// package drops what comes later.
 	c := make(chan os.Signal, 1)
-	signal.Notify(c, sigs...)
+	notify(c, sigs...)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -90,5 +98,6 @@ func (sigs signalTrigger) Start(upgrade func(context.Context) error) (stop func(
 	return func() {
 		cancel()
 		wg.Wait()
+		stopNotify(c) // no registration outlives the app
 	}
 }
