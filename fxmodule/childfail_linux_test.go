@@ -18,6 +18,7 @@ import (
 // old generation keeps serving, and no request fails. Then a good upgrade
 // goes through.
 func TestChildStartFailure(t *testing.T) {
+	t.Parallel()
 	modeFile := filepath.Join(t.TempDir(), "mode")
 	p := proctest.Start(t, "app", "TFFX_CHILD_MODE_FILE="+modeFile)
 	var parent, gen int

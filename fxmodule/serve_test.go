@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +99,7 @@ func TestDrainTimeout(t *testing.T) {
 	)
 	app.RequireStart()
 	err := app.Stop(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("stop error %v, want a drain deadline", err)
 	}
 	if err := upg.Ready(); !errors.Is(err, tableflip.ErrStopped) {

@@ -45,6 +45,7 @@ func portOf(c syscall.Conn) int {
 }
 
 func TestMatchSocketAddress(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	abstract := fmt.Sprintf("@tableflip-test-%d", os.Getpid())
 	socks := map[string]syscall.Conn{

@@ -11,6 +11,7 @@ import (
 // matchSocketAddress is how socket activation decides that a socket systemd
 // passed is the one a "host:port" asks for.
 func TestMatchSocketAddressByPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp4", ":0") // 0.0.0.0, any port
 	if err != nil {
 		t.Fatal(err)

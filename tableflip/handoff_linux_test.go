@@ -22,6 +22,7 @@ import (
 
 // A child that breaks the protocol is refused; the parent keeps serving.
 func TestLyingChild(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	for _, tc := range []struct{ fake, parentSays, childGot string }{
 		{"v99", "version mismatch: this side speaks 1, the other side speaks 99", "version mismatch"},
@@ -48,6 +49,7 @@ func TestLyingChild(t *testing.T) {
 // Files a child attaches to a frame that carries none are closed: a child
 // cannot make the old generation leak descriptors.
 func TestChildSendsUnaskedFiles(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	before := s.get("/fds")
 	for i := 0; i < 4; i++ {
@@ -74,6 +76,7 @@ func TestChildSendsUnaskedFiles(t *testing.T) {
 // the handoff at once: a child that waits for its answer learns it and can
 // exit by itself, rather than hang until SIGKILL.
 func TestChildLearnsParentGaveUp(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_TIMEOUT=60s")
 	answer := s.upgradeInBackground("fake-wait")
 	s.p.Expect("FAKEWAIT ")
@@ -106,6 +109,7 @@ func init() { tableflip.MustRegister(unclaimedTransport{}) }
 // was, and an inherited file the child does not claim is not dropped (a
 // unix socket's path would be unlinked).
 func TestParentGivesUpAfterReady(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		answer []byte
@@ -190,6 +194,7 @@ func hostileParent(t *testing.T, env ...string) (*proctest.Proc, *os.File) {
 }
 
 func TestMalformedHandoffFromParent(t *testing.T) {
+	t.Parallel()
 	hello := rawHello(1, os.Getpid(), 1)
 	for _, tc := range []struct {
 		name  string
@@ -250,6 +255,7 @@ func TestMalformedHandoffFromParent(t *testing.T) {
 
 // A stray TABLEFLIP_HANDOFF gives a clear error and touches nothing.
 func TestStrayHandoffVariable(t *testing.T) {
+	t.Parallel()
 	file, err := os.CreateTemp(t.TempDir(), "notasocket")
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +293,7 @@ func TestStrayHandoffVariable(t *testing.T) {
 // A child that runs out of file descriptors while receiving the handoff
 // fails with an error that names the limit; the parent keeps serving.
 func TestChildHitsEMFILE(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/prlimit"); err != nil {
 		t.Fatalf("this test needs prlimit (Debian's util-linux): %v", err)
 	}
@@ -304,6 +311,7 @@ func TestChildHitsEMFILE(t *testing.T) {
 // A parent that stalls mid-handoff does not hang its child: the child gives
 // up after its own upgrade timeout.
 func TestStalledParent(t *testing.T) {
+	t.Parallel()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
+	t.Parallel()
 	recs := []record{
 		{transport: "tcp", key: "127.0.0.1:0"},
 		{transport: "unix", key: "/run/app.sock", meta: []byte{0, 1, 2}},
@@ -48,6 +49,7 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestHelloVersionIsCheckedFirst(t *testing.T) {
+	t.Parallel()
 	// A future version may change everything after the version field; it
 	// must still be refused as a version mismatch, not misread.
 	p := append(append([]byte(nil), helloMagic[:]...), 0, 2, 'x')
@@ -59,6 +61,7 @@ func TestHelloVersionIsCheckedFirst(t *testing.T) {
 }
 
 func TestCheckRecordLimits(t *testing.T) {
+	t.Parallel()
 	for _, r := range []record{
 		{transport: ""},
 		{transport: string(make([]byte, 256))},

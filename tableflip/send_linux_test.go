@@ -77,6 +77,7 @@ func TestForgetWhileSending(t *testing.T) {
 // A child that something else in this process reaped (a zombie reaper
 // run as PID 1) has no ProcessState: its ChildError says -1, no panic.
 func TestExitStatus(t *testing.T) {
+	t.Parallel()
 	if got := exitStatus(nil); got != -1 {
 		t.Fatalf("exitStatus(nil) = %d", got)
 	}

@@ -3,6 +3,7 @@ package tableflip
 import "testing"
 
 func TestStateString(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[lifeState]string{
 		stateInitial: "initial", stateReady: "ready", stateUpgrading: "upgrading",
 		stateUpgraded: "upgraded", stateStopped: "stopped", lifeState(42): "state(42)",

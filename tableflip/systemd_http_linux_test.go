@@ -29,6 +29,7 @@ import (
 // in use"); and the service manager hears the exact sd_notify sequence,
 // each message from the main process of the moment.
 func TestSystemdSocketActivatedHTTP(t *testing.T) {
+	t.Parallel()
 	sa := socketActivateBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*proctest.Timeout)
 	defer cancel()

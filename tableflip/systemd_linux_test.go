@@ -192,6 +192,7 @@ func upgradeRole(t *testing.T, p *proctest.Proc, pid int) int {
 // under a NOTIFY_SOCKET and checks every datagram, and who sent it: only the
 // main process ever speaks, and it hands the role over with MAINPID=.
 func TestSystemdNotifySequence(t *testing.T) {
+	t.Parallel()
 	ns := listenNotify(t)
 	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path)
 	pids := []int{pid}
@@ -237,6 +238,7 @@ func TestSystemdNotifySequence(t *testing.T) {
 // TestSystemdNotifyOff: Options.DisableNotify turns sd_notify off even with
 // a NOTIFY_SOCKET.
 func TestSystemdNotifyOff(t *testing.T) {
+	t.Parallel()
 	ns := listenNotify(t)
 	p, pid := startSystemdRole(t, "NOTIFY_SOCKET="+ns.path, "TFTEST_NO_NOTIFY=1")
 	pid2 := upgradeRole(t, p, pid)
@@ -488,6 +490,7 @@ func expectOpen(t *testing.T, p *proctest.Proc, pid int, uri string, inode uint6
 // passed them, are the activated ones, in the first generation and, after
 // an upgrade, in the second.
 func TestSocketActivationTwoSockets(t *testing.T) {
+	t.Parallel()
 	port := freePorts(t, 1)[0]
 	path := filepath.Join(t.TempDir(), "app.sock")
 	tcpURI, unixURI := fmt.Sprintf("tcp://:%d", port), "unix://"+path
@@ -534,6 +537,7 @@ func TestSocketActivationTwoSockets(t *testing.T) {
 // in a .socket unit) are found by name, whatever their address; the one
 // nobody asks for is logged and closed at Ready.
 func TestSocketActivationNames(t *testing.T) {
+	t.Parallel()
 	ports := freePorts(t, 3)
 	web, admin, spare := ports[0], ports[1], ports[2]
 	p, inodes := startSocketActivated(t, "systemd", 3,
@@ -576,6 +580,7 @@ func TestSocketActivationNames(t *testing.T) {
 // LISTEN_PID is this process, as sd_listen_fds(3) says; the variables are
 // removed either way.
 func TestSocketActivationListenPID(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		listenPID string // shell expression

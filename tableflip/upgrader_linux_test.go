@@ -99,6 +99,7 @@ func (s *server) mustUpgrade() string {
 }
 
 func TestUpgradeInheritsListener(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	addr, pid := s.addr, s.pid
 	if line := s.p.Output(); !strings.Contains(line, "parent=false") {
@@ -120,6 +121,7 @@ func TestUpgradeInheritsListener(t *testing.T) {
 }
 
 func TestPortZeroInheritedUnderStableKey(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_ADDR=127.0.0.1:0")
 	addr := s.addr
 	if strings.HasSuffix(addr, ":0") {
@@ -134,6 +136,7 @@ func TestPortZeroInheritedUnderStableKey(t *testing.T) {
 }
 
 func TestChildCrashesDuringInit(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	for _, mode := range []string{"crash", "crash-before-new"} {
 		answer, _ := s.upgrade(mode)
@@ -157,6 +160,7 @@ func TestChildCrashesDuringInit(t *testing.T) {
 }
 
 func TestChildHangsPastTimeout(t *testing.T) {
+	t.Parallel()
 	// Long enough for a healthy child to start on a loaded machine (the
 	// upgrade after the hang one), short enough for a quick test.
 	s := startServer(t, "TFTEST_TIMEOUT=4s")
@@ -175,6 +179,7 @@ func TestChildHangsPastTimeout(t *testing.T) {
 }
 
 func TestChildReportsInitError(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	answer, _ := s.upgrade("fail")
 	if !strings.HasPrefix(answer, "childerr ") {
@@ -192,6 +197,7 @@ func TestChildReportsInitError(t *testing.T) {
 }
 
 func TestChildStopsBeforeReady(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	answer, _ := s.upgrade("stop-before-ready")
 	if !strings.Contains(answer, "stopped before it was ready") {
@@ -200,6 +206,7 @@ func TestChildStopsBeforeReady(t *testing.T) {
 }
 
 func TestChildReadyFailsOnPIDFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "app.pid")
 	s := startServer(t, "TFTEST_PIDFILE="+pidfile)
@@ -214,6 +221,7 @@ func TestChildReadyFailsOnPIDFile(t *testing.T) {
 }
 
 func TestMissingBinary(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	answer, _ := s.upgrade("missing-binary")
 	// No child started: a ChildError without a pid.
@@ -224,6 +232,7 @@ func TestMissingBinary(t *testing.T) {
 }
 
 func TestUpgradeWhileUpgrading(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_TIMEOUT=3s")
 	first := s.upgradeInBackground("hang")
 	s.p.Expect("STARTED mode=hang ")
@@ -236,6 +245,7 @@ func TestUpgradeWhileUpgrading(t *testing.T) {
 }
 
 func TestStopDuringUpgrade(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_TIMEOUT=60s", "TFTEST_HOLD=1")
 	answer := s.upgradeInBackground("hang")
 	child, _ := strconv.Atoi(field(s.p.Expect("STARTED mode=hang "), "pid"))
@@ -257,6 +267,7 @@ func TestStopDuringUpgrade(t *testing.T) {
 }
 
 func TestWaitForParent(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_EXIT_GATE=1")
 	old := s.pid
 	if got := s.get("/waitparent?timeout=1ms"); got != "<nil>" {
@@ -279,6 +290,7 @@ func TestWaitForParent(t *testing.T) {
 }
 
 func TestStateHandoff(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_STATE_SIZE=1000000")
 	for i := 0; i < 2; i++ {
 		old := s.pid
@@ -290,6 +302,7 @@ func TestStateHandoff(t *testing.T) {
 }
 
 func TestPIDFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	pidfile := filepath.Join(dir, "app.pid")
 	s := startServer(t, "TFTEST_PIDFILE="+pidfile)
@@ -336,6 +349,7 @@ func TestPIDFile(t *testing.T) {
 }
 
 func TestPIDFileUnwritable(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
 	for _, path := range []string{"/nonexistent-dir/app.pid", filepath.Join(file, "app.pid")} {
@@ -351,6 +365,7 @@ func TestPIDFileUnwritable(t *testing.T) {
 }
 
 func TestSpawnedProgramIsNotAChild(t *testing.T) {
+	t.Parallel()
 	s := startServer(t)
 	s.mustUpgrade()
 	if got := s.get("/spawnenv"); got != "unset" {
@@ -359,6 +374,7 @@ func TestSpawnedProgramIsNotAChild(t *testing.T) {
 }
 
 func TestThousandListeners(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_LISTENERS=1000")
 	first := field(s.p.Output(), "extra")
 	for i := 0; i < 2; i++ {
@@ -370,6 +386,7 @@ func TestThousandListeners(t *testing.T) {
 }
 
 func TestNoFdLeakedBy50Upgrades(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_LISTENERS=10", "TFTEST_STATE_SIZE=100000")
 	before, list := s.get("/fds"), s.get("/fds?list=1")
 	for i := 0; i < 50; i++ {
@@ -394,6 +411,7 @@ func TestNoFdLeakedBy50Upgrades(t *testing.T) {
 // only: a claimed companion is not passed on, so the next upgrade's fresh
 // one under the same name is no duplicate.
 func TestCompanionFilesAreNotPassedOn(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, "TFTEST_COMPANION=1")
 	for gen := 1; gen <= 3; gen++ {
 		line := s.mustUpgrade()
@@ -434,6 +452,7 @@ func startServerFrom(t *testing.T, exe string, env ...string) *server {
 // the old one, and one that moves the old one aside first, both start the
 // new binary.
 func TestNextVersionIsTheBinaryOnDisk(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
 	copyTestBinary(t, app)
@@ -467,6 +486,7 @@ func TestNextVersionIsTheBinaryOnDisk(t *testing.T) {
 // When the binary is gone from disk, as after `go run` removed its build
 // directory, Linux still upgrades to the running image.
 func TestUpgradeWithBinaryDeleted(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
 	copyTestBinary(t, app)
