@@ -25,18 +25,23 @@
 //	}()
 //
 //	ln, err := tcp.Listen(ctx, upg, "tcp", ":8080") // inherited or new
-//	srv := drain.New(&http.Server{Handler: h}, drain.Options{})
-//	go srv.Serve(ln)
+//	if err != nil { upg.Fail(err); ... }           // the parent serves on
+//	srv := drain.New(&http.Server{Handler: h}, drain.Options{Logger: log})
 //
 //	if err := upg.Ready(); err != nil { ... } // the parent may exit now
+//	go srv.Serve(ln)                           // accept only once committed
 //	<-upg.Exit()                               // a successor is ready, or Stop
 //	srv.Drain(ctx)                             // finish every request
+//
+// A generation accepts nothing before Ready has returned nil: until the
+// parent has acknowledged it, the parent may still give up on it and serve
+// on. Meanwhile connections wait in the shared socket's backlog.
 //
 // Files are claimed through transports, one package per kind of descriptor
 // (transport/tcp, transport/unix, transport/udp, transport/tls, or a plugin
 // of your own) built on the Fds interface: Inherit claims what the parent
-// passed under a transport name and key, Pass hands a file to every later
-// generation, and Hooks let a transport take part in an upgrade (companion
+// passed under a transport name and key (Inherited lists the keys not
+// claimed yet), Pass hands a file to every later generation, and Hooks let a transport take part in an upgrade (companion
 // files, fresh metadata) and in the final stop (unlinking a socket path).
 // Programs configured by files or flags open transports by name with Listen,
 // ListenPacket and Open ("tcp://:8080", "unix:///run/app.sock").
@@ -46,7 +51,10 @@
 // socket-activated files satisfy the matching Inherit calls of the first
 // generation.
 //
-// The wire format of the handoff is in docs/protocol.md. New returns
-// ErrNotSupported on Windows; the tablefliptest package has an Upgrader with
-// the same method set that never upgrades.
+// A process has one Upgrader: a second New fails with ErrDuplicate until the
+// first is stopped. The wire format of the handoff is in docs/protocol.md,
+// the code's layout (parent.go and child.go, one file per side of an
+// upgrade) in docs/architecture.md. New returns ErrNotSupported on Windows;
+// tablefliptest.New returns the real Upgrader without a parent, which never
+// upgrades, for tests and for Windows.
 package tableflip
