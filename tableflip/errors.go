@@ -68,6 +68,8 @@ type ChildError struct {
 	// Err is the underlying cause (a protocol or I/O error, the context's
 	// cause), if any.
 	Err error
+
+	silent bool // timed out before the child's hello
 }
 
 func (e *ChildError) Error() string {
@@ -78,6 +80,8 @@ func (e *ChildError) Error() string {
 	switch {
 	case e.Reason != "":
 		msg += ": " + e.Reason
+	case e.TimedOut && e.silent:
+		msg += ": not ready before the upgrade timeout, and it never started the handoff (did the new binary call tableflip.New?)"
 	case e.TimedOut:
 		msg += ": not ready before the upgrade timeout"
 	}

@@ -119,4 +119,3 @@ func TestWrongKindPutsTheClaimBack(t *testing.T) {
 	}
 	pc.Close()
 }
-

@@ -26,6 +26,7 @@ var errUpgradeTimeout = errors.New("tableflip: upgrade timed out")
 type childProc struct {
 	cmd    *exec.Cmd
 	conn   *handoffConn
+	spoke  bool // it sent its hello: it runs tableflip.New
 	exited chan struct{}
 	state  *os.ProcessState
 }
@@ -234,6 +235,7 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Err: err}
 	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
 		ce.TimedOut = true
+		ce.silent = !c.spoke
 		ce.Err = nil
 	} else if ctx.Err() != nil {
 		ce.Err = context.Cause(ctx)
@@ -264,6 +266,7 @@ func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (strin
 	if err != nil {
 		return "", fmt.Errorf("read child hello: %w", err)
 	}
+	c.spoke = true
 	if f.typ == frameFail {
 		return string(f.payload), nil
 	}

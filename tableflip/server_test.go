@@ -34,6 +34,9 @@ import (
 func serverMain() int {
 	mode := os.Getenv("TFTEST_MODE")
 	pid := os.Getpid()
+	if mode == "no-new" { // a binary that never calls tableflip.New
+		select {}
+	}
 	timeout, _ := time.ParseDuration(os.Getenv("TFTEST_TIMEOUT"))
 	var nextMode struct {
 		sync.Mutex

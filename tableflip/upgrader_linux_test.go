@@ -178,6 +178,20 @@ func TestChildHangsPastTimeout(t *testing.T) {
 	s.mustUpgrade()
 }
 
+// A child that never speaks the handoff is most often a binary that does
+// not call tableflip.New: the timeout's error says so.
+func TestChildNeverCallsNew(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "TFTEST_TIMEOUT=2s")
+	answer, _ := s.upgrade("no-new")
+	if !strings.HasPrefix(answer, "childerr ") || field(answer, "timedout") != "true" {
+		t.Fatalf("answer %q", answer)
+	}
+	if !strings.Contains(answer, "did the new binary call tableflip.New?") {
+		t.Fatalf("the timeout error gives no hint: %q", answer)
+	}
+}
+
 func TestChildReportsInitError(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
