@@ -6,7 +6,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// activationMatcher is an optional interface of a Transport. On the first
+// activationMatcher is an optional method of a Transport, found by type
+// assertion: a plugin transport gets it by having a method
+// MatchActivated(key string, f *os.File, name string) bool; the interface
+// is not exported, to keep the package's names to the lifecycle. On the first
 // start of a socket-activated service (systemd passed LISTEN_FDS), Inherit
 // offers every activated file that no earlier Inherit claimed to the
 // transport registered under the transport name it was called with, in the

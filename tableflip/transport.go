@@ -164,7 +164,7 @@ func openAs[T any](ctx context.Context, fds Fds, uri string, want Kind) (T, erro
 		return zero, err
 	}
 	if k, ok := t.(Kinder); ok && k.Kind() != want {
-		return zero, fmt.Errorf("%w for a %s: %q opens a %s", ErrUnknownTransport, want, uri, k.Kind())
+		return zero, fmt.Errorf("%w: %q opens a %s, not a %s", ErrUnknownTransport, uri, k.Kind(), want)
 	}
 	// The transport may claim, pass and hook before it returns an object
 	// of the wrong kind: all of that is undone then, so that a retry with
@@ -178,7 +178,7 @@ func openAs[T any](ctx context.Context, fds Fds, uri string, want Kind) (T, erro
 	if !ok {
 		c.Close()
 		tx.rollback()
-		return zero, fmt.Errorf("%w for a %s: %q opens a %T", ErrUnknownTransport, want, uri, c)
+		return zero, fmt.Errorf("%w: %q opens a %T, not a %s", ErrUnknownTransport, uri, c, want)
 	}
 	return v, nil
 }
