@@ -9,24 +9,21 @@ import (
 	"runtime"
 )
 
-// GoCommand returns the go command to build with: the one of the toolchain
-// running this program when it can be found ($GOROOT/bin/go, which `go run`
-// and `go test` point at), else "go" from PATH.
+// GoCommand returns the go command to build with: $GOROOT/bin/go when
+// GOROOT is set, else "go" from PATH, where `go test` and `go run` put
+// their own toolchain's bin directory first.
 func GoCommand() string {
 	exe := "go"
 	if runtime.GOOS == "windows" {
 		exe = "go.exe"
 	}
-	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
-		if root == "" {
-			continue
-		}
+	if root := os.Getenv("GOROOT"); root != "" {
 		p := filepath.Join(root, "bin", exe)
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("go"); err == nil {
+	if p, err := exec.LookPath(exe); err == nil {
 		return p
 	}
 	return "go"
