@@ -18,6 +18,7 @@ import (
 // Then the good binary goes back and an upgrade goes through. No request
 // fails, and the record shows no item done twice and no gap.
 func TestFailedUpgradeResumes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fx")
 	srv, record := startServer(t, program.Deploy(t, bin), "-addr", "127.0.0.1:0")

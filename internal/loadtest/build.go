@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,6 +30,9 @@ func GoCommand() string {
 	return "go"
 }
 
+// ErrBuild is wrapped by Build's error when go build fails.
+var ErrBuild = errors.New("loadtest: go build failed")
+
 // Build runs `go build -o DIR/NAME FLAGS... PKG` in the current directory
 // and returns the binary's path. pkg is an import path or a relative
 // directory ("."); NAME is the last element of pkg. go's output is in the
@@ -50,7 +54,7 @@ func Build(ctx context.Context, dir, pkg string, flags ...string) (string, error
 	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, GoCommand(), args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("loadtest: go build %s: %w\n%s", pkg, err, b)
+		return "", fmt.Errorf("%w: go build %s: %w\n%s", ErrBuild, pkg, err, b)
 	}
 	return out, nil
 }

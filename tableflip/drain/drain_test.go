@@ -548,9 +548,6 @@ func TestDeadlineCutsTheDrainShort(t *testing.T) {
 	if !errors.As(err, &ie) || ie.Open != 1 {
 		t.Errorf("Drain returned %#v, want an *IncompleteError with 1 open connection", err)
 	}
-	if !strings.Contains(err.Error(), "1 connection(s) still open") {
-		t.Errorf("error %q does not say how many connections were open", err)
-	}
 	if err := recv(t, failed, "the cut request to fail"); err == nil {
 		t.Error("the request the drain cut got an answer")
 	}
