@@ -6,11 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 )
 
@@ -119,4 +124,83 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader, pid int, req string, wantCl
 	if got, ok := loadtest.ParsePID(body); resp.StatusCode != http.StatusOK || !ok || got != pid || resp.Close != wantClose {
 		t.Errorf("answer %s %q (Connection: close %v), want 200 from pid=%d (Connection: close %v)", resp.Status, body, resp.Close, pid, wantClose)
 	}
+}
+
+// TestSIGHUPsDuringAnUpgradeAreCoalesced: SIGHUPs that arrive while an
+// upgrade runs are part of it: each is logged as coalesced, none as a
+// failed upgrade (before drain.Run, each logged "upgrade failed, still
+// serving: ... upgrade in progress"), and one new generation serves. The
+// next generation is held at its start, by a script deployed over the
+// binary that waits on a FIFO, so that the upgrade is surely running.
+func TestSIGHUPsDuringAnUpgradeAreCoalesced(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "http")
+	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
+	old := srv.PID()
+	good := filepath.Join(dir, "http.good")
+	exampletest.CopyFile(t, program.Path, good)
+	fifo := filepath.Join(dir, "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	held := filepath.Join(dir, "held")
+	if err := os.WriteFile(held, []byte("#!/bin/sh\nread x < "+fifo+"\nexec "+good+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(held, bin); err != nil {
+		t.Fatal(err)
+	}
+
+	from := srv.Stderr.Len()
+	type result struct {
+		up  loadtest.Upgrade
+		err error
+	}
+	upgraded := make(chan result, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		up, err := srv.Upgrade(context.Background()) // the first SIGHUP
+		upgraded <- result{up, err}
+	}()
+	t.Cleanup(func() { <-done }) // srv is not for concurrent use
+	var release sync.Once
+	releaseChild := func() {
+		release.Do(func() {
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.WriteString("go\n")
+			f.Close()
+		})
+	}
+	t.Cleanup(releaseChild) // before waiting for Upgrade
+
+	_, next := srv.Stderr.Wait(t, from, "upgrade started")
+	const extra = 3
+	for range extra {
+		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		_, next = srv.Stderr.Wait(t, next, "upgrade in progress, signal coalesced into it")
+	}
+	releaseChild()
+	r := <-upgraded
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !r.up.OldExit.Reaped || r.up.OldExit.Code != 0 {
+		t.Errorf("old generation: %v, want exit status 0", r.up.OldExit)
+	}
+	if n := len(srv.Generations()); n != 2 {
+		t.Errorf("%d generations after %d SIGHUPs during one upgrade, want 2", n, 1+extra)
+	}
+	if log := srv.Stderr.String(); strings.Contains(log, "upgrade failed") {
+		t.Errorf("a coalesced SIGHUP was logged as a failed upgrade:\n%s", log)
+	}
+	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
+	srv.StopClean(t)
 }
