@@ -133,7 +133,8 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader, pid int, req string, wantCl
 // next generation is held at its start, by a script deployed over the
 // binary that waits on a FIFO, so that the upgrade is surely running.
 func TestSIGHUPsDuringAnUpgradeAreCoalesced(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
 	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")

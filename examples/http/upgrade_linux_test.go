@@ -71,7 +71,8 @@ func TestBadFlag(t *testing.T) {
 // fails, the server says so in its log, and the same pid keeps serving
 // without a failed request. Once the binary is fixed, SIGHUP upgrades.
 func TestUpgradeFailureKeepsServing(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
 	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
@@ -130,7 +131,8 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 // -socket is in a directory that does not exist) tells the serving one
 // why, and the serving one logs that reason and keeps serving.
 func TestUpgradeFailureReason(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
 	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")

@@ -259,7 +259,8 @@ func TestBadFlag(t *testing.T) {
 // -addr is no address) tells the serving one why, and the serving one logs
 // that reason and keeps answering.
 func TestUpgradeFailureReason(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "udp")
 	srv := &server{Server: program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")}
