@@ -18,6 +18,8 @@ import (
 // Then the good binary goes back and an upgrade goes through. No request
 // fails, and the record shows no item done twice and no gap.
 func TestFailedUpgradeResumes(t *testing.T) {
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "fx")
 	srv, record := startServer(t, program.Deploy(t, bin), "-addr", "127.0.0.1:0")

@@ -33,6 +33,7 @@ func startServer(t *testing.T, p exampletest.Program, args ...string) (*examplet
 // gap, each generation doing one run of items after the previous one, and
 // the item in flight at each upgrade finished by the old generation.
 func TestUpgradesUnderLoad(t *testing.T) {
+	t.Parallel()
 	srv, record := startServer(t, program, "-addr", "127.0.0.1:0", "-item", "10ms")
 	ln := srv.Listener(t)
 	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://" + ln.Addr + "/"}, 4)
@@ -171,6 +172,7 @@ func checkRecord(t *testing.T, path string, gens []int, wantFailed int) {
 // TestAnswer checks the stable contract of GET /: 200 and pid=<pid of the
 // serving process>.
 func TestAnswer(t *testing.T) {
+	t.Parallel()
 	srv, _ := startServer(t, program, "-addr", "127.0.0.1:0")
 	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
 	srv.StopClean(t)
@@ -179,6 +181,7 @@ func TestAnswer(t *testing.T) {
 // TestUnixSocket serves on -socket PATH through a few upgrades under load:
 // no request fails, the path stays bound, and after SIGTERM it is gone.
 func TestUnixSocket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "fx.sock")
 	srv, record := startServer(t, program, "-socket", path)
 	loads := exampletest.StartLoads(t, loadtest.Target{URL: "http://unix/", UnixSocket: path}, 2)

@@ -12,39 +12,16 @@ import (
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-// TestUpgradesUnderLoad is the zero-downtime proof: 8 concurrent clients
-// through 20 consecutive upgrades see no failed request, whether they open
-// a new connection per request or keep their connections alive. Every
-// upgrade changes the serving pid, every generation serves from the same
-// listening socket, and SIGTERM then exits 0.
+// TestUpgradesUnderLoad is the zero-downtime proof: through 20
+// consecutive upgrades, three judges see no failed request: 8 Go clients
+// that open a new connection per request, 8 that keep their connections
+// alive (neither retries), and wrk -c32 (Debian's wrk), which counts every
+// read, write or connect error on any of its keep-alive connections and
+// never retries. Every upgrade changes the serving pid, every generation
+// serves from the same listening socket and serves every Go load, and
+// SIGTERM then exits 0.
 func TestUpgradesUnderLoad(t *testing.T) {
-	for _, mode := range []loadtest.Mode{loadtest.NewConnection, loadtest.KeepAlive} {
-		t.Run(mode.String(), func(t *testing.T) {
-			srv := program.Start(t, "-addr", "127.0.0.1:0")
-			ln := srv.Listener(t)
-			load, err := loadtest.Start(loadtest.Config{
-				Target:  loadtest.Target{URL: "http://" + ln.Addr + "/"},
-				Mode:    mode,
-				Clients: 8,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer load.Stop()
-
-			srv.UpgradeUnderLoad(t, ln, upgrades, load)
-			srv.StopLoads(t, load)
-			srv.StopClean(t)
-		})
-	}
-}
-
-// TestWrkThroughUpgrades runs wrk -c32 (Debian's wrk) as a keep-alive
-// client through 20 upgrades: it must see no socket error. wrk counts every
-// read, write or connect error on any of its connections and never retries,
-// which makes it a fair outside judge. Two keep-alive Go clients run
-// alongside to see each generation serve before the next upgrade.
-func TestWrkThroughUpgrades(t *testing.T) {
+	t.Parallel()
 	exampletest.NeedWrk(t)
 	srv := program.Start(t, "-addr", "127.0.0.1:0")
 	ln := srv.Listener(t)
@@ -54,13 +31,9 @@ func TestWrkThroughUpgrades(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wrk.Stop()
-	probe, err := loadtest.Start(loadtest.Config{Target: loadtest.Target{URL: url}, Mode: loadtest.KeepAlive, Clients: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Stop()
+	loads := exampletest.StartLoads(t, loadtest.Target{URL: url}, 8)
 
-	srv.UpgradeUnderLoad(t, ln, upgrades, probe)
+	srv.UpgradeUnderLoad(t, ln, upgrades, loads...)
 	res, err := wrk.Stop()
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +45,14 @@ func TestWrkThroughUpgrades(t *testing.T) {
 	if res.Requests == 0 {
 		t.Errorf("wrk made no request:\n%s", res.Output)
 	}
-	srv.CheckStats(t, probe.Stop())
+	srv.StopLoads(t, loads...)
 	srv.StopClean(t)
 }
 
 // TestAnswer checks the stable contract of GET /: 200 and pid=<pid of the
 // serving process>.
 func TestAnswer(t *testing.T) {
+	t.Parallel()
 	srv := program.Start(t, "-addr", "127.0.0.1:0")
 	srv.CheckAnswer(t, "http://"+srv.Listener(t).Addr+"/")
 	srv.StopClean(t)
@@ -86,6 +60,7 @@ func TestAnswer(t *testing.T) {
 
 // TestBadFlag checks that a bad -log value is refused with status 2.
 func TestBadFlag(t *testing.T) {
+	t.Parallel()
 	if out, code := program.Run(t, "-log", "verbose"); code != 2 {
 		t.Fatalf("-log verbose: exit status %d, want 2; output:\n%s", code, out)
 	}
@@ -96,6 +71,8 @@ func TestBadFlag(t *testing.T) {
 // fails, the server says so in its log, and the same pid keeps serving
 // without a failed request. Once the binary is fixed, SIGHUP upgrades.
 func TestUpgradeFailureKeepsServing(t *testing.T) {
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
 	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
@@ -154,6 +131,8 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 // -socket is in a directory that does not exist) tells the serving one
 // why, and the serving one logs that reason and keeps serving.
 func TestUpgradeFailureReason(t *testing.T) {
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "http")
 	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")

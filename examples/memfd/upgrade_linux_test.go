@@ -66,6 +66,7 @@ func (e *server) add(t *testing.T, want map[string]uint64, key string, delta uin
 // while a client keeps counting through the upgrades and loses no
 // acknowledged write.
 func TestStateSurvivesUpgrades(t *testing.T) {
+	t.Parallel()
 	const upgrades = 10
 	e := startExample(t, "-slots", "8192")
 	want := map[string]uint64{}

@@ -150,8 +150,11 @@ func serve(log *zap.Logger, o options) error {
 	// drain.Run handles SIGHUP (upgrade, and so certificate rotation)
 	// and SIGTERM (stop), calls Ready, serves only once Ready has
 	// succeeded, and drains when the next generation is ready or SIGTERM
-	// came.
-	return drain.Run(upg, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
+	// came. ServeTLS (rather than Serve(ln)) lets the drain see the
+	// bytes under TLS, so that a client that has sent part of a request
+	// when the drain begins is waited for.
+	serveTLS := func() error { return srv.ServeTLS(ln.TCP(), ln.Config()) }
+	return drain.Run(upg, serveTLS, srv.Drain, drain.RunOptions{Logger: log})
 }
 
 // selfSigned returns the pair the previous generation handed over in

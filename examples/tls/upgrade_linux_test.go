@@ -21,6 +21,7 @@ import (
 // on disk before it is the one served after it; every generation drains
 // and exits 0, the last one on SIGTERM.
 func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
+	t.Parallel()
 	const upgrades = 20
 	ca := newCA(t)
 	dir := t.TempDir()
@@ -107,6 +108,7 @@ func TestHTTPSUnderLoadThroughUpgrades(t *testing.T) {
 // Without -cert and -key, the generated certificate stays the same across
 // upgrades (it travels in the state handoff), and sessions resume.
 func TestGeneratedCertificateKept(t *testing.T) {
+	t.Parallel()
 	e := startExample(t)
 	pinned := &tls.Config{InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(1)}
 	_, cs := e.get(t, pinned)
@@ -132,6 +134,7 @@ func TestGeneratedCertificateKept(t *testing.T) {
 // error, and fails an upgrade without disturbing the serving generation,
 // which leaks no descriptor; once the file is back, the upgrade works.
 func TestMissingCertificate(t *testing.T) {
+	t.Parallel()
 	ca := newCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

@@ -172,6 +172,7 @@ func (l *load) finish() {
 // datagram is answered, by the generation that read it, with pid=<pid>
 // and the datagram's own bytes.
 func TestUpgradesUnderLoad(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	l := startLoad(t, srv.addr, 8)
 	defer l.finish()
@@ -213,6 +214,7 @@ func TestUpgradesUnderLoad(t *testing.T) {
 // TestAnswer is the stable contract: "pid=<pid> " and the datagram's own
 // bytes, whatever they are.
 func TestAnswer(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	c, err := net.Dial("udp", srv.addr)
 	if err != nil {
@@ -247,6 +249,7 @@ func stop(t *testing.T, srv *server) {
 
 // TestBadFlag: an unknown flag is refused with status 2.
 func TestBadFlag(t *testing.T) {
+	t.Parallel()
 	if out, code := program.Run(t, "-nosuchflag"); code != 2 {
 		t.Fatalf("-nosuchflag: exit status %d, want 2; output:\n%s", code, out)
 	}
@@ -256,6 +259,8 @@ func TestBadFlag(t *testing.T) {
 // -addr is no address) tells the serving one why, and the serving one logs
 // that reason and keeps answering.
 func TestUpgradeFailureReason(t *testing.T) {
+	// Not parallel: it writes an executable, which a process forked
+	// meanwhile by another test could hold open (ETXTBSY at exec).
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "udp")
 	srv := &server{Server: program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")}

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,28 +10,28 @@ import (
 	"runtime"
 )
 
-// GoCommand returns the go command to build with: the one of the toolchain
-// running this program when it can be found ($GOROOT/bin/go, which `go run`
-// and `go test` point at), else "go" from PATH.
+// GoCommand returns the go command to build with: $GOROOT/bin/go when
+// GOROOT is set, else "go" from PATH, where `go test` and `go run` put
+// their own toolchain's bin directory first.
 func GoCommand() string {
 	exe := "go"
 	if runtime.GOOS == "windows" {
 		exe = "go.exe"
 	}
-	for _, root := range []string{os.Getenv("GOROOT"), runtime.GOROOT()} {
-		if root == "" {
-			continue
-		}
+	if root := os.Getenv("GOROOT"); root != "" {
 		p := filepath.Join(root, "bin", exe)
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	if p, err := exec.LookPath("go"); err == nil {
+	if p, err := exec.LookPath(exe); err == nil {
 		return p
 	}
 	return "go"
 }
+
+// ErrBuild is wrapped by Build's error when go build fails.
+var ErrBuild = errors.New("loadtest: go build failed")
 
 // Build runs `go build -o DIR/NAME FLAGS... PKG` in the current directory
 // and returns the binary's path. pkg is an import path or a relative
@@ -53,7 +54,7 @@ func Build(ctx context.Context, dir, pkg string, flags ...string) (string, error
 	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, GoCommand(), args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("loadtest: go build %s: %w\n%s", pkg, err, b)
+		return "", fmt.Errorf("%w: go build %s: %w\n%s", ErrBuild, pkg, err, b)
 	}
 	return out, nil
 }

@@ -2,8 +2,8 @@ package loadtest_test
 
 import (
 	"context"
+	"errors"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
@@ -20,7 +20,7 @@ func TestBuild(t *testing.T) {
 	if err != nil || string(out) != "hello\n" {
 		t.Fatalf("%s: %q, %v", bin, out, err)
 	}
-	if _, err := loadtest.Build(ctx, t.TempDir(), "./testdata/nonexistent"); err == nil || !strings.Contains(err.Error(), "go build ./testdata/nonexistent") {
+	if _, err := loadtest.Build(ctx, t.TempDir(), "./testdata/nonexistent"); !errors.Is(err, loadtest.ErrBuild) {
 		t.Errorf("building a missing package: %v", err)
 	}
 }

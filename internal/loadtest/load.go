@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,6 +77,11 @@ type Config struct {
 	// default, so that every connection-level failure the server causes is
 	// counted, like wrk and most non-Go clients would see it.
 	AllowRetries bool
+	// HTTP2 makes the clients speak HTTP/2: negotiated by ALPN over TLS,
+	// with prior knowledge (unencrypted HTTP/2) over http. Off: HTTP/1.1
+	// only, even over TLS. An HTTP/2 client retries the requests a GOAWAY
+	// turned away only with AllowRetries.
+	HTTP2 bool
 }
 
 // Stats is what the clients of a Load saw.
@@ -93,12 +101,27 @@ type Stats struct {
 	ByPid map[int]int64
 	// Pids lists the serving pids in the order they first answered.
 	Pids []int
+	// Clients counts, per pid, the clients that it answered at least
+	// once.
+	Clients map[int]int
+	// ByProto counts the successful requests per HTTP major version.
+	ByProto map[int]int64
+	// Told counts the connections whose last answer carried
+	// "Connection: close". Untold counts those that the server closed
+	// without that, after answering at least once on them: it cut them
+	// under an idle client, and a request the client sent at that moment
+	// would have been lost. A connection that the client closed first
+	// without being told is in neither. Complete once Stop has returned.
+	Told, Untold int64
 }
 
 // String summarizes s on one line.
 func (s Stats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d requests, %d failures, %d serving pids", s.Mode, s.Requests, s.Failures, len(s.Pids))
+	if s.Untold > 0 {
+		fmt.Fprintf(&b, ", %d connections closed by the server without Connection: close", s.Untold)
+	}
 	if len(s.Errors) > 0 {
 		fmt.Fprintf(&b, "; first errors: %s", strings.Join(s.Errors, "; "))
 	}
@@ -113,7 +136,9 @@ type Load struct {
 
 	mu      sync.Mutex
 	stats   Stats
-	changed chan struct{} // closed and replaced when stats change and someone waits
+	served  map[int]map[int]bool // pid -> clients it answered
+	conns   []*clientConn        // every connection dialed
+	changed chan struct{}        // closed and replaced when stats change and someone waits
 }
 
 // Start starts cfg.Clients clients. They run until Stop.
@@ -135,7 +160,8 @@ func Start(cfg Config) (*Load, error) {
 		return nil, fmt.Errorf("loadtest: target URL %q: want http or https", cfg.URL)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Load{cfg: cfg, cancel: cancel, stats: Stats{Mode: cfg.Mode, ByPid: map[int]int64{}}}
+	l := &Load{cfg: cfg, cancel: cancel, served: map[int]map[int]bool{},
+		stats: Stats{Mode: cfg.Mode, ByPid: map[int]int64{}, Clients: map[int]int{}, ByProto: map[int]int64{}}}
 	for i := range cfg.Clients {
 		client := l.newClient()
 		l.wg.Add(1)
@@ -152,29 +178,73 @@ func Start(cfg Config) (*Load, error) {
 // keep-alive client holds exactly one connection of its own.
 func (l *Load) newClient() *http.Client {
 	var d net.Dialer
+	network, address := "", ""
+	if path := l.cfg.UnixSocket; path != "" {
+		network, address = "unix", path
+	}
 	tr := &http.Transport{
 		DisableKeepAlives:   l.cfg.Mode == NewConnection,
 		MaxIdleConnsPerHost: 1,
-		TLSClientConfig:     l.cfg.TLS,
-		DialContext:         d.DialContext,
-		// Keep the judge simple: HTTP/1.1 only, even over TLS.
-		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+		TLSClientConfig:     l.cfg.TLS.Clone(), // HTTP/2 adds to its NextProtos
+		DialContext: func(ctx context.Context, n, a string) (net.Conn, error) {
+			if network != "" {
+				n, a = network, address
+			}
+			c, err := d.DialContext(ctx, n, a)
+			if err != nil {
+				return nil, err
+			}
+			cc := &clientConn{Conn: c}
+			l.mu.Lock()
+			l.conns = append(l.conns, cc)
+			l.mu.Unlock()
+			return cc, nil
+		},
 	}
-	if path := l.cfg.UnixSocket; path != "" {
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", path)
-		}
+	switch {
+	case !l.cfg.HTTP2:
+		// Keep the judge simple: HTTP/1.1 only, even over TLS.
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	case strings.HasPrefix(l.cfg.URL, "https:"):
+		tr.ForceAttemptHTTP2 = true
+	default:
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return &http.Client{Transport: tr, Timeout: l.cfg.Timeout}
 }
 
+// clientConn is a client's connection. It records whether the server
+// closed it before the client did, and whether the last answer on it
+// carried "Connection: close".
+type clientConn struct {
+	net.Conn
+	closing atomic.Bool // the client has begun to close it
+	ended   atomic.Bool // a read failed before that: the server closed it
+	answers atomic.Int64
+	told    atomic.Bool // the last answer carried "Connection: close"
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && !c.closing.Load() {
+		c.ended.Store(true)
+	}
+	return n, err
+}
+
+func (c *clientConn) Close() error {
+	c.closing.Store(true)
+	return c.Conn.Close()
+}
+
 func (l *Load) runClient(ctx context.Context, id int, client *http.Client) {
 	for ctx.Err() == nil {
-		pid, err := l.get(ctx, client)
+		pid, proto, err := l.get(ctx, client)
 		if ctx.Err() != nil {
 			return // Stop interrupted this request: it is not counted
 		}
-		l.record(id, pid, err)
+		l.record(id, pid, proto, err)
 	}
 }
 
@@ -186,31 +256,45 @@ type noRetryBody struct{}
 func (noRetryBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (noRetryBody) Close() error             { return nil }
 
-func (l *Load) get(ctx context.Context, client *http.Client) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL, nil)
+func (l *Load) get(ctx context.Context, client *http.Client) (pid, proto int, err error) {
+	var last atomic.Pointer[clientConn] // the connection of the last attempt
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		c := info.Conn
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		if cc, ok := c.(*clientConn); ok {
+			last.Store(cc)
+		}
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, l.cfg.URL, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if !l.cfg.AllowRetries {
 		req.Body = noRetryBody{}
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
+	if conn := last.Load(); conn != nil {
+		conn.answers.Add(1)
+		conn.told.Store(resp.Close)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return 0, fmt.Errorf("read body: %w", err)
+		return 0, 0, fmt.Errorf("read body: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %s, body %q", resp.Status, truncate(body))
+		return 0, 0, fmt.Errorf("status %s, body %q", resp.Status, truncate(body))
 	}
 	pid, ok := ParsePID(body)
 	if !ok {
-		return 0, fmt.Errorf("no pid=N in body %q", truncate(body))
+		return 0, 0, fmt.Errorf("no pid=N in body %q", truncate(body))
 	}
-	return pid, nil
+	return pid, resp.ProtoMajor, nil
 }
 
 func truncate(b []byte) []byte {
@@ -242,7 +326,7 @@ func ParsePID(body []byte) (int, bool) {
 	}
 }
 
-func (l *Load) record(id, pid int, err error) {
+func (l *Load) record(id, pid, proto int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
@@ -256,6 +340,14 @@ func (l *Load) record(id, pid int, err error) {
 			l.stats.Pids = append(l.stats.Pids, pid)
 		}
 		l.stats.ByPid[pid]++
+		l.stats.ByProto[proto]++
+		if l.served[pid] == nil {
+			l.served[pid] = map[int]bool{}
+		}
+		if !l.served[pid][id] {
+			l.served[pid][id] = true
+			l.stats.Clients[pid]++
+		}
 	}
 	if l.changed != nil {
 		close(l.changed)
@@ -270,9 +362,17 @@ func (l *Load) Stats() Stats {
 	s := l.stats
 	s.Errors = slices.Clone(s.Errors)
 	s.Pids = slices.Clone(s.Pids)
-	s.ByPid = make(map[int]int64, len(l.stats.ByPid))
-	for pid, n := range l.stats.ByPid {
-		s.ByPid[pid] = n
+	s.ByPid = maps.Clone(l.stats.ByPid)
+	s.Clients = maps.Clone(l.stats.Clients)
+	s.ByProto = maps.Clone(l.stats.ByProto)
+	for _, c := range l.conns {
+		switch {
+		case c.answers.Load() == 0:
+		case c.told.Load():
+			s.Told++
+		case c.ended.Load():
+			s.Untold++
+		}
 	}
 	return s
 }

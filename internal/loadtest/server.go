@@ -54,6 +54,10 @@ func (e Exit) String() string {
 	return fmt.Sprintf("pid %d exited with status %d", e.PID, e.Code)
 }
 
+// ErrExited is wrapped by the errors of StartServer and Server.Upgrade when
+// the serving generation exited instead of doing what they wait for.
+var ErrExited = errors.New("loadtest: the server exited")
+
 // ReadPIDFile returns the pid written in path, 0 when the file is absent.
 func ReadPIDFile(path string) (int, error) {
 	b, err := os.ReadFile(path)

@@ -135,7 +135,7 @@ func (s *Server) attach(ctx context.Context, pid int) error {
 	case exited:
 		e := s.reap(pid, pidfd)
 		s.pidfd = -1
-		return fmt.Errorf("loadtest: server exited before it was ready: %v", e)
+		return fmt.Errorf("%w: server exited before it was ready: %v", ErrExited, e)
 	case err != nil:
 		return fmt.Errorf("loadtest: server pid %d not ready: pid file %s names %d: %w", pid, s.pidFile, got, err)
 	}
@@ -170,7 +170,7 @@ func (s *Server) Upgrade(ctx context.Context) (Upgrade, error) {
 	if exited {
 		up.OldExit = s.reap(old, oldfd)
 		s.pidfd = -1
-		return up, fmt.Errorf("loadtest: upgrade of pid %d: the serving generation exited instead: %v", old, up.OldExit)
+		return up, fmt.Errorf("%w: upgrade of pid %d: the serving generation exited instead: %v", ErrExited, old, up.OldExit)
 	}
 	if err != nil {
 		return up, fmt.Errorf("loadtest: upgrade of pid %d: pid file %s still names %d after %v: %w",

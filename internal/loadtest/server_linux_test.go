@@ -130,7 +130,7 @@ func TestServerUpgradeServerExits(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	up, err := srv.Upgrade(ctx)
-	if err == nil || !strings.Contains(err.Error(), "exited with status 3") {
+	if !errors.Is(err, loadtest.ErrExited) {
 		t.Fatalf("Upgrade: %+v, %v; want an error with the exit status", up, err)
 	}
 	if up.OldExit.Code != 3 {

@@ -41,11 +41,11 @@ func ListenerInode(network, address string) (uint64, error) {
 	}
 	switch len(inodes) {
 	case 0:
-		return 0, fmt.Errorf("loadtest: no socket listens on %s %s", network, address)
+		return 0, fmt.Errorf("%w: no socket listens on %s %s", ErrNoListener, network, address)
 	case 1:
 		return inodes[0], nil
 	}
-	return 0, fmt.Errorf("loadtest: %d sockets listen on %s %s (inodes %v), want one", len(inodes), network, address, inodes)
+	return 0, fmt.Errorf("%w: %d sockets listen on %s %s (inodes %v), want one", ErrManyListeners, len(inodes), network, address, inodes)
 }
 
 func tcpListeners(address string) ([]uint64, error) {

@@ -2,10 +2,10 @@ package loadtest_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
@@ -82,7 +82,7 @@ func TestListenerInodeTwoSockets(t *testing.T) {
 	}
 	defer b.Close()
 	_, err = loadtest.ListenerInode("tcp", a.Addr().String())
-	if err == nil || !strings.Contains(err.Error(), "2 sockets listen") {
+	if !errors.Is(err, loadtest.ErrManyListeners) {
 		t.Fatalf("err = %v, want 2 sockets", err)
 	}
 }
@@ -102,16 +102,16 @@ func TestListenerHeldBy(t *testing.T) {
 	if err := l.HeldBy(os.Getpid()); err != nil {
 		t.Errorf("HeldBy(self): %v", err)
 	}
-	if err := l.HeldBy(os.Getppid()); err == nil || !strings.Contains(err.Error(), "does not hold") {
+	if err := l.HeldBy(os.Getppid()); !errors.Is(err, loadtest.ErrNotHeld) {
 		t.Errorf("HeldBy(parent): %v, want it not held", err)
 	}
 	other := l
 	other.Inode++
-	if err := other.HeldBy(os.Getpid()); err == nil || !strings.Contains(err.Error(), "is inode") {
+	if err := other.HeldBy(os.Getpid()); !errors.Is(err, loadtest.ErrOtherSocket) {
 		t.Errorf("HeldBy with another inode: %v, want the inode mismatch", err)
 	}
 	tl.Close()
-	if err := l.HeldBy(os.Getpid()); err == nil || !strings.Contains(err.Error(), "no socket listens") {
+	if err := l.HeldBy(os.Getpid()); !errors.Is(err, loadtest.ErrNoListener) {
 		t.Errorf("HeldBy after Close: %v, want no listener", err)
 	}
 }

@@ -44,8 +44,19 @@
 //		log.Print(err) // an *IncompleteError: some connections were cut
 //	}
 //
-// For HTTPS, serve tls.NewListener(ln, cfg). To offer HTTP/2 as well, put
+// For HTTPS, call d.ServeTLS(ln, cfg). To offer HTTP/2 as well, put
 // "h2" in cfg.NextProtos and either leave srv.TLSConfig nil or set it to cfg.
+//
+// Run does all of the above for a generation of a service: it handles
+// SIGHUP and SIGTERM, calls the Upgrader's Ready, serves only once Ready
+// has returned nil, and drains once the next generation is ready:
+//
+//	return drain.Run(upg, func() error { return d.Serve(ln) }, d.Drain, drain.RunOptions{Logger: log})
+//
+// A client that has sent part of a request when the drain begins (a slow
+// client, or one whose request is on its way) is not idle: the drain waits
+// for it until its own deadline, as for a request in a handler. Set the
+// http.Server's ReadHeaderTimeout to bound how long such a client may take.
 //
 // Handlers whose responses never end on their own (event streams, long
 // polls) and handlers that hijack their connection (WebSockets) should watch

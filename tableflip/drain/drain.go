@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -39,7 +40,9 @@ type Options struct {
 	// client's next request once the drain has begun. The time counts from
 	// the later of the start of the drain and the moment the connection
 	// became idle. That request is answered with "Connection: close". A
-	// connection still silent after the grace is closed. Zero means
+	// connection still silent after the grace is closed. One that has sent
+	// part of a request (or of a TLS handshake) is not silent: it gets
+	// the drain's own deadline, like a request in a handler. Zero means
 	// DefaultIdleGrace. A negative value means no grace at all, which
 	// loses requests in the same way as a plain http.Server.Shutdown.
 	IdleGrace time.Duration
@@ -94,6 +97,12 @@ type Server struct {
 	conns  sync.Map // net.Conn -> *connInfo
 	nconns atomic.Int64
 
+	// Counts of the connections that the drain closed, or left to
+	// Shutdown to close, because they stayed silent past their grace, and
+	// of those it waited for because they had sent part of a request. Only
+	// the drain loop touches them.
+	closedNew, closedIdle, partial int
+
 	mu        sync.Mutex
 	listeners map[*listener]struct{} // listeners inside srv.Serve
 	serving   int                    // Serve calls inside srv.Serve
@@ -115,9 +124,21 @@ type connInfo struct {
 	// GOAWAY, and the client retries on a new connection any stream that
 	// the server did not take.
 	h2 atomic.Bool
+	// rc counts what the client sends on a connection that the drain
+	// wrapped (see Serve). Nil: the drain cannot see it.
+	rc *readConn
 	// closed is set once the drain has closed the connection because it
-	// sent no request within its grace. Only the drain loop touches it.
-	closed bool
+	// sent no request within its grace, and partial once the drain has
+	// seen it in the middle of a request. Only the drain loop touches
+	// them.
+	closed, partial bool
+}
+
+// receiving reports whether the client has sent bytes since the connection
+// entered its state (new or idle, at since): it is sending a request that
+// net/http has not read in full yet.
+func (ci *connInfo) receiving(since time.Duration) bool {
+	return ci.rc != nil && ci.rc.lastRead.Load() > int64(since)
 }
 
 func pack(st http.ConnState, at time.Duration) int64 { return int64(at)<<4 | int64(st) }
@@ -168,9 +189,13 @@ func New(srv *http.Server, opts Options) *Server {
 // Serve serves HTTP on ln through the wrapped http.Server until Drain closes
 // ln. It may be called several times, even concurrently, with different
 // listeners. Serve always closes ln before it returns, as http.Server.Serve
-// does. For HTTPS, pass tls.NewListener(ln, cfg). To offer HTTP/2 as well,
-// put "h2" in cfg.NextProtos and either leave srv.TLSConfig nil or set it to
-// cfg.
+// does. For HTTPS, use ServeTLS; Serve(tls.NewListener(ln, cfg)) works too,
+// but then the drain cannot tell a client that has sent part of a request
+// from a silent one, and closes both at the end of their grace.
+//
+// Serve wraps each plain connection that ln accepts, to see when its
+// client sends. Handlers that hijack a connection get the wrapper, whose
+// NetConn method returns the connection ln accepted.
 //
 // Serve returns nil once the drain has closed ln. At that point the drain
 // itself is still going on: wait for Drain to return before the process
@@ -179,18 +204,34 @@ func New(srv *http.Server, opts Options) *Server {
 // comes from http.Server.Serve. For example, if the http.Server is shut down
 // or closed directly, Serve returns http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
-	l := &listener{Listener: ln}
+	l := &listener{Listener: ln, s: s}
+	return s.serve(l, l)
+}
+
+// ServeTLS serves HTTPS on ln, a listener of plain connections, with cfg,
+// as Serve(tls.NewListener(ln, cfg)) would. The difference is that the
+// drain sees the bytes under TLS, so that a client that has sent part of
+// a request when the drain begins is waited for, not closed at the end of
+// its grace. To offer HTTP/2 as well, put "h2" in cfg.NextProtos and
+// either leave srv.TLSConfig nil or set it to cfg.
+func (s *Server) ServeTLS(ln net.Listener, cfg *tls.Config) error {
+	l := &listener{Listener: ln, s: s}
+	return s.serve(l, tls.NewListener(l, cfg))
+}
+
+// serve serves on outer, which is l, or a listener over l.
+func (s *Server) serve(l *listener, outer net.Listener) error {
 	s.mu.Lock()
 	if s.started.Load() {
 		s.mu.Unlock()
-		ln.Close()
+		l.Close()
 		return nil
 	}
 	s.listeners[l] = struct{}{}
 	s.serving++
 	s.mu.Unlock()
 
-	err := s.srv.Serve(l)
+	err := s.srv.Serve(outer)
 
 	s.mu.Lock()
 	delete(s.listeners, l)
@@ -225,7 +266,9 @@ func (s *Server) Draining() <-chan struct{} { return s.draining }
 //  3. Give each idle or new connection IdleGrace, counted from the later of
 //     the start of the drain and the moment it became idle, to send the
 //     request that will get that answer. A new connection still silent
-//     after its grace is closed here.
+//     after its grace is closed here. A connection whose client has sent
+//     part of a request is not silent: it is waited for like an active
+//     one.
 //  4. Once no connection can lose a request to it, call
 //     http.Server.Shutdown. That is once every Serve loop has returned, and
 //     no HTTP/1 connection is in the middle of a request, or new or idle
@@ -326,7 +369,13 @@ func (s *Server) drain(ctx context.Context) error {
 		}
 	}
 
-	s.log.Info("drain: shutting down", zap.Int("conns", s.countConns()))
+	// The idle HTTP/1 connections left are past their grace, and none of
+	// them is receiving a request: Shutdown closes them.
+	s.closedIdle = s.count(func(ci *connInfo, st http.ConnState, _ time.Duration) bool {
+		return !ci.h2.Load() && st == http.StateIdle
+	})
+	s.log.Info("drain: shutting down", zap.Int("conns", s.countConns()),
+		zap.Int("closing_idle_past_grace", s.closedIdle))
 	if err := s.srv.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil {
 			return s.abort(ctx)
@@ -344,7 +393,10 @@ func (s *Server) drain(ctx context.Context) error {
 			return s.abort(ctx)
 		}
 	}
-	s.log.Info("drain: done", zap.Duration("duration", time.Since(s.epoch)-s.start))
+	s.log.Info("drain: done", zap.Duration("duration", time.Since(s.epoch)-s.start),
+		zap.Int("closed_new_silent_past_grace", s.closedNew),
+		zap.Int("closed_idle_past_grace", s.closedIdle),
+		zap.Int("waited_for_partial_requests", s.partial))
 	return nil
 }
 
@@ -374,6 +426,19 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 			// and gets a grace.
 			wait = true
 		case http.StateNew, http.StateIdle:
+			if ci.receiving(since) {
+				// A request (or a TLS handshake) is on its way
+				// in. net/http reports the connection active only
+				// once it has read the whole header, and Shutdown
+				// would close it as idle: wait for it, as for an
+				// active one, until the drain's deadline.
+				if !ci.partial {
+					ci.partial = true
+					s.partial++
+				}
+				wait = true
+				return true
+			}
 			end := max(since, start) + s.grace
 			if now < end {
 				wait = true
@@ -390,6 +455,7 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 			// close".
 			if st == http.StateNew && !ci.closed {
 				ci.closed = true
+				s.closedNew++
 				expired = append(expired, k.(net.Conn))
 			}
 		}
@@ -399,10 +465,47 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 }
 
 func (s *Server) abort(ctx context.Context) error {
+	var active, partial, idle, h2 int
+	s.conns.Range(func(_, v any) bool {
+		ci := v.(*connInfo)
+		st, since := unpack(ci.state.Load())
+		switch {
+		case ci.h2.Load():
+			h2++
+		case st == http.StateActive:
+			active++
+		case ci.receiving(since):
+			partial++
+		default:
+			idle++
+		}
+		return true
+	})
 	err := &IncompleteError{Open: s.countConns(), Err: ctx.Err()}
 	s.srv.Close()
-	s.log.Warn("drain: cut short, closed the remaining connections", zap.Int("open", err.Open), zap.Error(err.Err))
+	s.log.Warn("drain: cut short at the deadline, closed the remaining connections",
+		zap.Int("open", err.Open),
+		zap.Int("in_handler", active),
+		zap.Int("receiving_request", partial),
+		zap.Int("idle_or_new", idle),
+		zap.Int("http2", h2),
+		zap.Int("closed_new_silent_past_grace", s.closedNew),
+		zap.Error(err.Err))
 	return err
+}
+
+// count returns the number of connections for which f is true.
+func (s *Server) count(f func(ci *connInfo, st http.ConnState, since time.Duration) bool) int {
+	n := 0
+	s.conns.Range(func(_, v any) bool {
+		ci := v.(*connInfo)
+		st, since := unpack(ci.state.Load())
+		if f(ci, st, since) {
+			n++
+		}
+		return true
+	})
+	return n
 }
 
 func (s *Server) countConns() int { return int(s.nconns.Load()) }
@@ -496,7 +599,7 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	now := time.Since(s.epoch)
 	switch state {
 	case http.StateNew:
-		ci := new(connInfo)
+		ci := &connInfo{rc: unwrap(c)}
 		ci.state.Store(pack(state, now))
 		s.conns.Store(c, ci)
 		s.nconns.Add(1)
@@ -529,12 +632,76 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 }
 
 // listener lets Drain close a listener that http.Server.Serve also closes,
-// and lets Serve tell a close by the drain from a failure.
+// lets Serve tell a close by the drain from a failure, and wraps the
+// connections it accepts.
 type listener struct {
 	net.Listener
+	s       *Server
 	once    sync.Once
 	err     error
 	drained atomic.Bool
+}
+
+// Accept wraps the connection in a readConn, unless it is a *tls.Conn,
+// which net/http needs as it is (ServeTLS wraps the connection under it).
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.(*tls.Conn); ok {
+		return c, nil
+	}
+	return &readConn{Conn: c, epoch: l.s.epoch}, nil
+}
+
+// readConn is a connection whose reads the drain sees. It keeps the
+// optional methods net/http looks for on a connection: ReadFrom (sendfile)
+// and CloseWrite.
+type readConn struct {
+	net.Conn
+	epoch time.Time
+	// lastRead is when a Read last returned bytes, as an offset from
+	// epoch; 0 if none has.
+	lastRead atomic.Int64
+}
+
+func (c *readConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.lastRead.Store(int64(time.Since(c.epoch)))
+	}
+	return n, err
+}
+
+// ReadFrom lets net/http send a file with sendfile through a TCP
+// connection, as it does without the wrapper.
+func (c *readConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite shuts down the writing side, if the connection has one to
+// shut down.
+func (c *readConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// NetConn returns the connection that the listener accepted.
+func (c *readConn) NetConn() net.Conn { return c.Conn }
+
+// unwrap returns the readConn of a connection that net/http serves, or nil.
+func unwrap(c net.Conn) *readConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	rc, _ := c.(*readConn)
+	return rc
 }
 
 func (l *listener) Close() error {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestInheritAllNetworks(t *testing.T) {
+	t.Parallel()
 	p := proctest.Start(t, "tcpserver")
 	first := proctest.Fields(p.Expect("READY "))
 	second := proctest.Fields(p.Expect("READY "))
@@ -31,6 +32,7 @@ func TestInheritAllNetworks(t *testing.T) {
 }
 
 func TestInheritedWrongKind(t *testing.T) {
+	t.Parallel()
 	p := proctest.Start(t, "tcpserver", "TFTEST_MODE=wrong-kind")
 	line := p.Expect("WRONGKIND ")
 	if !strings.Contains(line, "tcp: inherited tcp 127.0.0.1:9: not a TCP listener (ipv4 datagram socket)") {

@@ -13,6 +13,7 @@ import (
 )
 
 func TestUnknownNetwork(t *testing.T) {
+	t.Parallel()
 	u := tablefliptest.New(nil)
 	defer u.Stop()
 	if _, err := tcp.Listen(context.Background(), u, "udp", ":0"); err == nil || !strings.Contains(err.Error(), `tcp: unknown network "udp"`) {
@@ -25,6 +26,7 @@ func TestUnknownNetwork(t *testing.T) {
 }
 
 func TestNameBased(t *testing.T) {
+	t.Parallel()
 	u := tablefliptest.New(nil)
 	defer u.Stop()
 	ln, err := tableflip.Listen(context.Background(), u, "tcp4://127.0.0.1:0")

@@ -133,6 +133,7 @@ func mustBeGone(t *testing.T, path string) {
 // load, through 20 upgrades, no request fails and the path never
 // disappears; the final stop removes it.
 func TestHTTPUnderLoadThroughUpgrades(t *testing.T) {
+	t.Parallel()
 	dir := proctest.ShortDir(t)
 	path := filepath.Join(dir, "http.sock")
 	pidFile := filepath.Join(dir, "pid")
@@ -225,6 +226,7 @@ func TestHTTPUnderLoadThroughUpgrades(t *testing.T) {
 // TestStaleSocketReplaced: a server killed with SIGKILL leaves its socket
 // file; the next start replaces it.
 func TestStaleSocketReplaced(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(proctest.ShortDir(t), "s.sock")
 	g := start(t, "unix", path)
 	oldIno, _, _ := fileID(t, path)
@@ -288,6 +290,7 @@ func TestLiveSocketOfAnotherProcessLeftAlone(t *testing.T) {
 // file with its mode (and group); the next generations keep the same file
 // and re-apply nothing, even when configured differently.
 func TestModeAndOwnerKeptAcrossGenerations(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(proctest.ShortDir(t), "m.sock")
 	gid := os.Getgid()
 	if os.Geteuid() == 0 {
@@ -313,6 +316,7 @@ func TestModeAndOwnerKeptAcrossGenerations(t *testing.T) {
 
 // TestOwnerAsRoot: running as root, the file gets the configured owner.
 func TestOwnerAsRoot(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("changing a file's owner needs root; TestModeAndOwnerKeptAcrossGenerations covers the group")
 	}
@@ -335,6 +339,7 @@ func TestOwnerAsRoot(t *testing.T) {
 // TestChildFailingBeforeReadyKeepsPath: a new generation that claims the
 // socket and then fails must not remove the path its parent still serves.
 func TestChildFailingBeforeReadyKeepsPath(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(proctest.ShortDir(t), "f.sock")
 	g := start(t, "unix", path, "TFTEST_NEXT_FAIL_AFTER_LISTEN=1")
 	ino, _, _ := fileID(t, path)
@@ -350,6 +355,7 @@ func TestChildFailingBeforeReadyKeepsPath(t *testing.T) {
 
 // TestAbstractSocket: an abstract name survives upgrades; there is no file.
 func TestAbstractSocket(t *testing.T) {
+	t.Parallel()
 	name := fmt.Sprintf("@tableflip-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	g := start(t, "unix", name, "TFTEST_BYNAME=1")
 	for i := 0; i < 3; i++ {
@@ -363,6 +369,7 @@ func TestAbstractSocket(t *testing.T) {
 // TestSeqpacket: message boundaries hold and every exchange is answered
 // through upgrades, by a client that reconnects for each exchange.
 func TestSeqpacket(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(proctest.ShortDir(t), "p.sock")
 	g := start(t, "unixpacket", path)
 	exchange := func(msgs ...string) {
@@ -400,6 +407,7 @@ func TestSeqpacket(t *testing.T) {
 // TestUnixgramThroughUpgrades: datagram clients with no retry get every
 // request answered through upgrades.
 func TestUnixgramThroughUpgrades(t *testing.T) {
+	t.Parallel()
 	dir := proctest.ShortDir(t)
 	path := filepath.Join(dir, "g.sock")
 	g := start(t, "unixgram", path)
@@ -472,6 +480,7 @@ func TestUnixgramThroughUpgrades(t *testing.T) {
 // socket, under a unix stream key; the child's Listen refuses it with
 // ErrWrongKind and holds no extra fd afterwards.
 func TestInheritedWrongKind(t *testing.T) {
+	t.Parallel()
 	for _, pass := range []string{"tcp", "unixgram", "otherpath", "file"} {
 		t.Run(pass, func(t *testing.T) {
 			path := filepath.Join(proctest.ShortDir(t), "w.sock")
@@ -584,6 +593,7 @@ func TestPermissionDenied(t *testing.T) {
 
 // TestNameBased opens every scheme through the registry.
 func TestNameBased(t *testing.T) {
+	t.Parallel()
 	dir := proctest.ShortDir(t)
 	ctx := context.Background()
 	upg := tablefliptest.New(nil)
@@ -751,6 +761,7 @@ func TestControl(t *testing.T) {
 // configuration no longer names a socket path, the inherited socket nobody
 // claims is closed at Ready and its file removed; the new path is served.
 func TestPathDroppedByConfigIsRemoved(t *testing.T) {
+	t.Parallel()
 	dir := proctest.ShortDir(t)
 	oldPath, newPath := filepath.Join(dir, "old.sock"), filepath.Join(dir, "new.sock")
 	g := start(t, "unix", oldPath, "TFTEST_NEXT_PATH="+newPath)

@@ -2,6 +2,8 @@ package memtable
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync/atomic"
 	"unsafe"
@@ -37,6 +39,10 @@ const (
 	MaxSlots = 1 << 24
 )
 
+// ErrBadTable is wrapped by the error of an inherited memory that holds no
+// table this program reads (another layout version, say).
+var ErrBadTable = errors.New("memtable: not a table this program reads")
+
 func regionSize(slots int) int { return headerSize + slots*slotSize }
 
 // table is a view of a region; the caller serializes writers.
@@ -57,13 +63,13 @@ func initTable(mem []byte, slots int) table {
 // checkTable validates the header of a region written by initTable.
 func checkTable(mem []byte) (table, error) {
 	if len(mem) < headerSize || string(mem[:8]) != magic {
-		return table{}, errorf("the memory holds no table (bad magic)")
+		return table{}, fmt.Errorf("%w: the memory holds no table (bad magic)", ErrBadTable)
 	}
 	if v := binary.LittleEndian.Uint32(mem[8:]); v != layoutVersion {
-		return table{}, errorf("table layout version %d, this program reads %d", v, layoutVersion)
+		return table{}, fmt.Errorf("%w: table layout version %d, this program reads %d", ErrBadTable, v, layoutVersion)
 	}
 	if s := binary.LittleEndian.Uint32(mem[12:]); s != slotSize {
-		return table{}, errorf("slot size %d, this program reads %d", s, slotSize)
+		return table{}, fmt.Errorf("%w: slot size %d, this program reads %d", ErrBadTable, s, slotSize)
 	}
 	slots := binary.LittleEndian.Uint64(mem[16:])
 	if slots == 0 || slots > MaxSlots || uint64(len(mem)) != uint64(regionSize(int(slots))) {
