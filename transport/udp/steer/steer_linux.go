@@ -123,12 +123,9 @@ func Listen(ctx context.Context, fds tableflip.Fds, network, address string, cfg
 }
 
 func (c *Conn) init(fds tableflip.Fds) error {
-	rc, err := c.udp.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("steer: %w", err)
+	if err := c.grabShared(); err != nil {
+		return err
 	}
-	rc.Control(func(fd uintptr) { c.sharedFd = int(fd) })
-
 	f, meta, err := fds.Inherit(companion, c.base+" parent")
 	switch {
 	case errors.Is(err, tableflip.ErrNotInherited):
@@ -161,10 +158,16 @@ func (c *Conn) init(fds tableflip.Fds) error {
 			c.peers[t] = fd
 		}
 	}
+	return c.start()
+}
+
+// start makes the codec and the epoll set the router waits on: the
+// shared socket (unless handed over) and the inboxes.
+func (c *Conn) start() error {
 	var key [16]byte
 	copy(key[:], c.secret[:16])
 	c.codec = NewCodec(key)
-
+	var err error
 	c.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("steer: epoll_create1: %w", err)
@@ -172,7 +175,11 @@ func (c *Conn) init(fds tableflip.Fds) error {
 	if err := unix.SetNonblock(c.epfd, true); err != nil {
 		return fmt.Errorf("steer: epoll: %w", err)
 	}
-	for _, fd := range append([]int{c.sharedFd}, c.inboxes...) {
+	watch := c.inboxes
+	if !c.handedOver.Load() {
+		watch = append([]int{c.sharedFd}, watch...)
+	}
+	for _, fd := range watch {
 		if err := c.watch(fd); err != nil {
 			return err
 		}
@@ -182,6 +189,15 @@ func (c *Conn) init(fds tableflip.Fds) error {
 	if err != nil {
 		return fmt.Errorf("steer: epoll: %w", err)
 	}
+	return nil
+}
+
+func (c *Conn) grabShared() error {
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("steer: %w", err)
+	}
+	rc.Control(func(fd uintptr) { c.sharedFd = int(fd) })
 	return nil
 }
 
@@ -613,15 +629,16 @@ func (c *Conn) recvInbox(fd int, ms []Message) int {
 
 // sockaddrUDP converts a raw sockaddr_in or sockaddr_in6.
 func sockaddrUDP(b []byte) *net.UDPAddr {
-	ap := sockaddrAddrPort(b)
-	a := &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
-	if ap.Addr().Is4() {
-		a.IP = net.IPv4(a.IP[0], a.IP[1], a.IP[2], a.IP[3])
+	port := int(binary.BigEndian.Uint16(b[2:4]))
+	switch binary.NativeEndian.Uint16(b[0:2]) {
+	case unix.AF_INET:
+		return &net.UDPAddr{IP: net.IPv4(b[4], b[5], b[6], b[7]), Port: port}
+	case unix.AF_INET6:
+		ip := make(net.IP, 16)
+		copy(ip, b[8:24])
+		return &net.UDPAddr{IP: ip, Port: port, Zone: zoneName(binary.NativeEndian.Uint32(b[24:28]))}
 	}
-	if binary.NativeEndian.Uint16(b[0:2]) == unix.AF_INET6 {
-		a.Zone = zoneName(binary.NativeEndian.Uint32(b[24:28]))
-	}
-	return a
+	return &net.UDPAddr{}
 }
 
 func sockaddrAddrPort(b []byte) netip.AddrPort {
