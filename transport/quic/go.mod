@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/quic-go/quic-go v0.65.0
 	github.com/tableflip-go/tableflip v0.0.0
+	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
 	golang.org/x/net v0.56.0
 )
