@@ -12,6 +12,8 @@
 //     0-RTT, Initial after Retry): forwarded to it;
 //   - a short header tagged with a generation that has exited: reported
 //     gone (Config.Gone; the QUIC adapter answers with a stateless reset);
+//   - a short header whose ID fails the check: dropped (short-header IDs
+//     are always the server's own, so it is forged or random);
 //   - anything else (client-chosen IDs, version negotiation, unknown
 //     versions, this generation's own): read here. New connections so
 //     belong to the generation that reads their first datagram, the newest

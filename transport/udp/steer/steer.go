@@ -54,16 +54,19 @@ type Stats struct {
 	Inbox uint64
 	// Gone datagrams were tagged with a generation that has exited.
 	Gone uint64
+	// Invalid datagrams were short headers with an ID no generation of
+	// this service made; they are dropped.
+	Invalid uint64
 }
 
 type counters struct {
-	local, forwarded, dropped, inbox, gone atomic.Uint64
+	local, forwarded, dropped, inbox, gone, invalid atomic.Uint64
 }
 
 func (c *counters) stats() Stats {
 	return Stats{
 		Local: c.local.Load(), Forwarded: c.forwarded.Load(), Dropped: c.dropped.Load(),
-		Inbox: c.inbox.Load(), Gone: c.gone.Load(),
+		Inbox: c.inbox.Load(), Gone: c.gone.Load(), Invalid: c.invalid.Load(),
 	}
 }
 
@@ -76,19 +79,27 @@ type route int
 const (
 	routeLocal route = -1
 	routeGone  route = -2
+	routeDrop  route = -3
 )
 
 // decide is the routing rule: a datagram whose destination ID carries
 // another live generation's tag goes to it; a short header tagged with a
-// generation that is not alive is gone; everything else (our own, a
-// client-chosen ID, version negotiation, other versions) is ours. live
-// reports whether a tag's generation can still be reached.
+// generation that is not alive is gone; a short header whose ID fails the
+// check is dropped (every ID a client puts in a short header was chosen
+// by a generation of this service, so it is forged or random, and quic-go
+// would answer it with a stateless reset that no rate limits); everything
+// else (our own, a client-chosen ID in a long header, version
+// negotiation, other versions) is ours. live reports whether a tag's
+// generation can still be reached.
 func decide(codec *Codec, own uint8, p []byte, live func(uint8) bool) (route, uint8) {
 	kind, dcid := Classify(p)
 	if kind != KindShort && kind != KindLong {
 		return routeLocal, 0
 	}
 	tag, ok := codec.Tag(dcid)
+	if !ok && kind == KindShort {
+		return routeDrop, 0
+	}
 	if !ok || tag == own {
 		return routeLocal, 0
 	}

@@ -517,6 +517,8 @@ func (c *Conn) steer(ms []Message) int {
 			}
 			ms[kept].Addr = sockaddrUDP(c.names[i][:])
 			kept++
+		case routeDrop:
+			c.invalid.Add(1)
 		case routeGone:
 			c.gone.Add(1)
 			if c.cfg.Gone != nil {

@@ -130,7 +130,7 @@ func TestDecide(t *testing.T) {
 		{"short, exited generation", short(id(9)), routeGone},
 		{"long, exited generation: never reset, ours", long(id(9)), routeLocal},
 		{"Initial with a client's random ID", long(random), routeLocal},
-		{"short with a random ID", short(random), routeLocal},
+		{"short with a random ID: dropped", short(random), routeDrop},
 		{"Initial with a 20-byte ID", long(make([]byte, 20)), routeLocal},
 		{"version negotiation tagged with a live generation", append([]byte{0x80, 0, 0, 0, 0, 8}, id(1)...), routeLocal},
 		{"garbage", []byte{0x40, 1}, routeLocal},
