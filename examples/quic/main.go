@@ -117,17 +117,29 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string, drain time.D
 		w.Write(answer)
 	})}
 	var wg sync.WaitGroup
+	// The drain's context, set before drainStarted is closed.
+	var ctx context.Context
+	drainStarted := make(chan struct{})
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept(context.Background())
 			if err != nil {
 				return
 			}
-			if c.ConnectionState().TLS.NegotiatedProtocol == "h3" {
-				wg.Go(func() { h3.ServeQUICConn(c) })
+			if c.ConnectionState().TLS.NegotiatedProtocol != "h3" {
+				wg.Go(func() { echo(c, answer) })
 				continue
 			}
-			wg.Go(func() { echo(c, answer) })
+			wg.Go(func() {
+				if err := h3.ServeQUICConn(c); !errors.Is(err, http.ErrServerClosed) {
+					return
+				}
+				// A handshake this generation began before it handed over,
+				// done after its HTTP/3 server began to shut down: serve it
+				// with a server of its own that sends GOAWAY at once.
+				<-drainStarted
+				serveLate(ctx, c, h3.Handler)
+			})
 		}
 	})
 
@@ -135,12 +147,31 @@ func serve(log *zap.Logger, stdout io.Writer, addr, pidFile string, drain time.D
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
+	close(drainStarted)
 	// HTTP/3 clients get GOAWAY and take new requests elsewhere.
 	wg.Go(func() { h3.Shutdown(ctx) })
 	err = tr.Drain(ctx)
 	wg.Wait()
 	log.Info("drained", zap.Int("pid", os.Getpid()), zap.Duration("duration", time.Since(start)), zap.Bool("deadline", err != nil))
 	return nil
+}
+
+// serveLate serves HTTP/3 connection c, accepted while draining, and
+// shuts its server down (GOAWAY) as soon as the connection is registered.
+func serveLate(ctx context.Context, c *quic.Conn, h http.Handler) {
+	registered := make(chan struct{})
+	late := &http3.Server{Handler: h, ConnContext: func(ctx context.Context, _ *quic.Conn) context.Context {
+		close(registered)
+		return ctx
+	}}
+	var wg sync.WaitGroup
+	wg.Go(func() { late.ServeQUICConn(c) })
+	select {
+	case <-registered:
+	case <-c.Context().Done():
+	}
+	late.Shutdown(ctx)
+	wg.Wait()
 }
 
 // echo answers each bidirectional stream of c with answer, once the
