@@ -17,7 +17,8 @@
 //
 // Its certificate is its own, made at start (clients do not verify it).
 // Its flags and answers are a stable contract: -addr, -pidfile, -drain
-// (how long an old generation keeps its connections, default 30s). When
+// (how long a generation keeps its connections after an upgrade or SIGTERM,
+// default 30s). When
 // it serves, each generation prints one line on stdout:
 //
 //	ready pid=<pid> generation=<n> addr=<host:port>
@@ -61,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:4433", "serve QUIC on this UDP `host:port` (port 0: any free port, kept across upgrades)")
 	pidFile := fs.String("pidfile", "", "keep the serving process's pid in this `file`")
-	drain := fs.Duration("drain", 30*time.Second, "how long an old generation keeps serving its connections after an upgrade")
+	drain := fs.Duration("drain", 30*time.Second, "how long a generation keeps serving its connections after an upgrade or SIGTERM, before it closes them")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
