@@ -17,9 +17,9 @@
 //
 // Its certificate is its own, made at start (clients do not verify it).
 // Its flags and answers are a stable contract: -addr, -pidfile, -drain
-// (how long a generation keeps its connections after an upgrade or SIGTERM,
-// default 30s). When
-// it serves, each generation prints one line on stdout:
+// (how long a generation keeps its connections after an upgrade or
+// SIGTERM, default 30s). When it serves, each generation prints one line
+// on stdout:
 //
 //	ready pid=<pid> generation=<n> addr=<host:port>
 package main
