@@ -20,7 +20,8 @@
 //
 // A protocol with connections over UDP (QUIC) needs more than this: its
 // datagrams belong to the generation that owns the connection, so they
-// must be steered to it (see DESIGN.md, "Generations").
+// must be steered to it. Package steer does that on Linux, and the module
+// transport/quic adapts it to quic-go (docs/quic.md).
 //
 // Importing the package also registers "udp", "udp4" and "udp6" for
 // name-based addresses: tableflip.ListenPacket(ctx, upg, "udp://:5353").
