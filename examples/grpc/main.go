@@ -110,13 +110,18 @@ func run(args []string) int {
 	}
 	defer log.Sync()
 	if err := serve(log, *addr, *pidFile, *drain, *tick); err != nil {
-		log.Error("exit", zap.Int("pid", os.Getpid()), zap.Error(err))
-		return 1
+		return 1 // logged by serve
 	}
 	return 0
 }
 
-func serve(log *zap.Logger, addr, pidFile string, drain, tick time.Duration) error {
+func serve(log *zap.Logger, addr, pidFile string, drain, tick time.Duration) (err error) {
+	// Log why serve ended with the latest logger, the generation's.
+	defer func() {
+		if err != nil {
+			log.Error("exit", zap.Int("pid", os.Getpid()), zap.Error(err))
+		}
+	}()
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
 	if err != nil {
 		return err
