@@ -227,3 +227,24 @@ func TestUpgradeFailureKeepsServing(t *testing.T) {
 	}
 	srv.StopClean(t)
 }
+
+// TestBadRequest: a Stream asking for too many answers gets
+// InvalidArgument with a message that says the limit, and the server
+// serves on, on the same connection.
+func TestBadRequest(t *testing.T) {
+	srv := program.Start(t, "-addr", "127.0.0.1:0", "-log", "json")
+	cc := dial(t, srv.Listener(t).Addr)
+	defer cc.Close()
+	s, err := openStream(context.Background(), cc, maxStream+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := recvAll(s, maxStream+1)
+	if st, _ := status.FromError(errors.Unwrap(err)); got != 0 || st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "at most 10000") {
+		t.Errorf("Stream(%d): %d answers, %v; want InvalidArgument saying the limit", maxStream+1, got, err)
+	}
+	if pid, err := get(context.Background(), cc, "after"); err != nil || pid != srv.PID() {
+		t.Errorf("Get after the bad request: pid %d, %v", pid, err)
+	}
+	srv.StopClean(t)
+}
