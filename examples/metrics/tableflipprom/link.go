@@ -9,10 +9,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tableflip-go/tableflip/tableflip"
 )
@@ -42,16 +39,9 @@ type message struct {
 	Counts snapshot `json:"counts"`
 }
 
-// mono is a reading of CLOCK_MONOTONIC in nanoseconds.
+// mono is a reading of CLOCK_MONOTONIC in nanoseconds (see
+// monotonicNow); zero means none.
 type mono int64
-
-func monotonicNow() mono {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return mono(ts.Nano())
-}
 
 // time is m as a time of this process's clock; zero when m is zero or in
 // the future.
@@ -69,23 +59,6 @@ type link struct {
 	r      *bufio.Reader
 	closed atomic.Bool
 	done   chan struct{} // closed when the reader of a parent link returns
-}
-
-// newLink returns a parent's end of a new link, and the file of the
-// child's end for Handoff.AddFile (the caller closes it).
-func newLink() (*link, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	ours := os.NewFile(uintptr(fds[0]), "tableflipprom-parent")
-	theirs := os.NewFile(uintptr(fds[1]), "tableflipprom-child")
-	l, err := fileLink(ours)
-	if err != nil {
-		theirs.Close()
-		return nil, nil, err
-	}
-	return l, theirs, nil
 }
 
 // fileLink makes a link of f, which it closes.
