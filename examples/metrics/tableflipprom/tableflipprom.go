@@ -264,27 +264,39 @@ func (c *Collector) ready() {
 // prepare starts an upgrade: it makes the link to the child and writes
 // the counts so far into it, for the child to read before it is ready.
 func (c *Collector) prepare(ctx context.Context, h *tableflip.Handoff) error {
-	l, childEnd, err := newLink()
+	childEnd, err := c.startUpgrade()
 	if err != nil {
-		return fmt.Errorf("tableflipprom: %w", err)
+		return err
 	}
 	defer childEnd.Close()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.upgrading = time.Now()
-	c.next = l
-	msg := message{Started: monotonicNow(), Counts: c.totalLocked()}
-	if err := l.send(msg); err != nil {
-		l.close()
-		c.next = nil
-		return fmt.Errorf("tableflipprom: %w", err)
-	}
 	if err := h.AddFile(companionTransport, companionKey, childEnd, nil); err != nil {
-		l.close()
+		c.mu.Lock()
+		c.next.close()
 		c.next = nil
+		c.mu.Unlock()
 		return fmt.Errorf("tableflipprom: %w", err)
 	}
 	return nil
+}
+
+// startUpgrade makes the link to the child, writes the counts so far into
+// it, and returns the child's end.
+func (c *Collector) startUpgrade() (*os.File, error) {
+	l, childEnd, err := newLink()
+	if err != nil {
+		return nil, fmt.Errorf("tableflipprom: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.upgrading = time.Now()
+	msg := message{Started: monotonicNow(), Counts: c.totalLocked()}
+	if err := l.send(msg); err != nil {
+		l.close()
+		childEnd.Close()
+		return nil, fmt.Errorf("tableflipprom: %w", err)
+	}
+	c.next = l
+	return childEnd, nil
 }
 
 // done ends an upgrade. A failure is counted here; a success is counted
