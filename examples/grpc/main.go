@@ -212,6 +212,11 @@ func stopAccepting(l *trackingListener, served <-chan error, deadline time.Durat
 // has not yet started to handle. The server's first call on a connection
 // (SetDeadline, Read or Close) comes after its check for a stop, which
 // closes the connection unanswered once GracefulStop has begun.
+//
+// The wrapped connections are not *net.TCPConn, and grpc-go sets
+// TCP_USER_TIMEOUT (keepalive.ServerParameters.Timeout) only on those: a
+// server that uses that option sets it itself, in its own
+// net.ListenConfig.Control (tcp.ListenConfig.Config).
 type trackingListener struct {
 	net.Listener
 	accepted sync.WaitGroup
