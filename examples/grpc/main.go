@@ -215,8 +215,7 @@ func stopAccepting(l *trackingListener, served <-chan error, deadline time.Durat
 //
 // The wrapped connections are not *net.TCPConn, and grpc-go sets
 // TCP_USER_TIMEOUT (keepalive.ServerParameters.Timeout) only on those: a
-// server that uses that option sets it itself, in its own
-// net.ListenConfig.Control (tcp.ListenConfig.Config).
+// server that needs it sets it on each connection itself, in Accept.
 type trackingListener struct {
 	net.Listener
 	accepted sync.WaitGroup
