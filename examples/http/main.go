@@ -11,7 +11,8 @@
 //
 // Its flags and its answer are a stable contract that tests and the demo
 // (examples/demo) rely on: -addr, -pidfile, -socket, and "pid=<pid>" in
-// the body of GET /.
+// the body of GET /. -control PATH also serves tableflipctl's requests
+// (see package tableflip/control).
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 
 	"github.com/tableflip-go/tableflip/internal/example"
 	"github.com/tableflip-go/tableflip/tableflip"
+	"github.com/tableflip-go/tableflip/tableflip/control"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
@@ -38,14 +40,15 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
+	controlPath := flag.String("control", "", "answer tableflipctl's upgrade and stop requests on a unix socket at this `path`")
 	logFormat := example.LogFlag(flag.CommandLine)
 	flag.Parse()
 	os.Exit(example.Run("http", *logFormat, func(log *zap.Logger) error {
-		return run(log, *addr, *socket, *pidFile)
+		return run(log, *addr, *socket, *pidFile, *controlPath)
 	}))
 }
 
-func run(log *zap.Logger, addr, socket, pidFile string) error {
+func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
 	if err != nil {
 		return err
@@ -57,6 +60,15 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 	if err != nil {
 		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
+	}
+	if controlPath != "" {
+		// Requests come from tableflipctl; a stop request is a SIGTERM.
+		ctl, err := control.Listen(context.Background(), upg, controlPath, control.Options{})
+		if err != nil {
+			upg.Fail(err)
+			return err
+		}
+		defer ctl.Close()
 	}
 	pid, gen := os.Getpid(), upg.Generation()
 	srv := drain.New(&http.Server{
