@@ -61,14 +61,21 @@ func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
 		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
 	}
+	upgrade := upg.Upgrade
 	if controlPath != "" {
 		// Requests come from tableflipctl; a stop request is a SIGTERM.
+		// SIGHUP goes through it too: a signal and a request arriving
+		// together make one upgrade.
 		ctl, err := control.Listen(context.Background(), upg, controlPath, control.Options{})
 		if err != nil {
 			upg.Fail(err)
 			return err
 		}
 		defer ctl.Close()
+		upgrade = func(ctx context.Context) (int, error) {
+			pid, _, err := ctl.Upgrade(ctx)
+			return pid, err
+		}
 	}
 	pid, gen := os.Getpid(), upg.Generation()
 	srv := drain.New(&http.Server{
@@ -93,7 +100,7 @@ wait:
 		select {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				go upgrade(log, upg)
+				go upgradeLogged(log, upgrade)
 				continue
 			}
 			upg.Stop() // stopping for good; ends an upgrade in flight
@@ -116,9 +123,10 @@ wait:
 	return nil
 }
 
-// upgrade starts the next generation; on failure this one keeps serving.
-func upgrade(log *zap.Logger, upg *tableflip.Upgrader) {
-	if _, err := upg.Upgrade(context.Background()); err != nil {
+// upgradeLogged starts the next generation; on failure this one keeps
+// serving.
+func upgradeLogged(log *zap.Logger, upgrade func(context.Context) (int, error)) {
+	if _, err := upgrade(context.Background()); err != nil {
 		log.Error("upgrade failed, still serving", zap.Error(err))
 	}
 }
