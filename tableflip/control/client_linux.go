@@ -146,8 +146,17 @@ func roundTrip(ctx context.Context, path string, req request) (*response, []int,
 	defer stop()
 	b, _ := json.Marshal(req)
 	if _, err := uc.Write(append(b, '\n')); err != nil {
+		// A service that refuses the caller answers before it reads the
+		// request and closes: read why.
+		if r, fds, rerr := readResponse(ctx, uc, path); rerr == nil {
+			return r, fds, nil
+		}
 		return nil, nil, fmt.Errorf("control: send to %s: %w", path, err)
 	}
+	return readResponse(ctx, uc, path)
+}
+
+func readResponse(ctx context.Context, uc *net.UnixConn, path string) (*response, []int, error) {
 	var (
 		buf  []byte
 		fds  []int

@@ -1,0 +1,214 @@
+package control_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/tableflip/control"
+)
+
+type bins struct{ app, ctl, broken string }
+
+// build builds examples/http (the service), cmd/tableflipctl and a build
+// that fails in init, into dir.
+func build(t *testing.T, dir string) bins {
+	t.Helper()
+	ctx := context.Background()
+	var b bins
+	var err error
+	if b.app, err = loadtest.Build(ctx, dir, "../../examples/http"); err != nil {
+		t.Fatal(err)
+	}
+	if b.ctl, err = loadtest.Build(ctx, dir, "../../cmd/tableflipctl"); err != nil {
+		t.Fatal(err)
+	}
+	if b.broken, err = loadtest.Build(ctx, t.TempDir(), "../../systemdtest/testdata/broken"); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// service starts examples/http with -control, returns the socket path.
+func service(t *testing.T, b bins, dir string) (*loadtest.Server, string) {
+	t.Helper()
+	sock := filepath.Join(dir, "control.sock")
+	pidFile := filepath.Join(dir, "http.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := loadtest.StartServer(ctx, exec.Command(b.app, "-addr", "127.0.0.1:0", "-pidfile", pidFile, "-control", sock), pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, sock
+}
+
+// tableflipctl runs the command as a real process.
+func tableflipctl(t *testing.T, b bins, cred *syscall.Credential, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.ctl, args...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+func TestCommandUpgradeStatusStop(t *testing.T) {
+	dir := t.TempDir()
+	b := build(t, dir)
+	srv, sock := service(t, b, dir)
+	first := srv.PID()
+
+	out, errOut, code := tableflipctl(t, b, nil, "-socket", sock, "upgrade")
+	if code != 0 {
+		t.Fatalf("upgrade: exit %d: %s", code, errOut)
+	}
+	second, err := strconv.Atoi(strings.TrimSpace(out))
+	if err != nil || second == first {
+		t.Fatalf("upgrade printed %q (first pid %d)", out, first)
+	}
+	if pid, err := loadtest.ReadPIDFile(filepath.Join(dir, "http.pid")); err != nil || pid != second {
+		t.Fatalf("pid file names %d (%v), the command printed %d", pid, err, second)
+	}
+
+	// A request from the pid already upgraded gets that upgrade's result.
+	out, errOut, code = tableflipctl(t, b, nil, "-socket", sock, "upgrade", "-from", strconv.Itoa(first))
+	if code != 0 || strings.TrimSpace(out) != strconv.Itoa(second) {
+		t.Fatalf("upgrade -from %d: exit %d, %q %s; want %d", first, code, out, errOut, second)
+	}
+	// One from a pid that never served is refused.
+	if _, errOut, code = tableflipctl(t, b, nil, "-socket", sock, "upgrade", "-from", "1"); code != 1 || !strings.Contains(errOut, "not the serving generation") {
+		t.Fatalf("upgrade -from 1: exit %d, %s", code, errOut)
+	}
+
+	out, errOut, code = tableflipctl(t, b, nil, "-socket", sock, "status")
+	if code != 0 || !strings.Contains(out, "serving: generation 2 (pid "+strconv.Itoa(second)+")") {
+		t.Fatalf("status: exit %d: %q %s", code, out, errOut)
+	}
+
+	out, errOut, code = tableflipctl(t, b, nil, "-socket", sock, "stop")
+	if code != 0 || !strings.Contains(out, "generation 2 (pid "+strconv.Itoa(second)+") exited") {
+		t.Fatalf("stop: exit %d: %q %s", code, out, errOut)
+	}
+	// stop returned: every generation has exited.
+	for _, pid := range []int{first, second} {
+		if alive(pid) {
+			t.Errorf("pid %d still running after stop returned", pid)
+		}
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the control socket is still there after the final stop: %v", err)
+	}
+}
+
+func TestCommandFailedUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	b := build(t, dir)
+	srv, sock := service(t, b, dir)
+
+	// Deploy a build that fails in init: the upgrade runs the binary on disk.
+	good, err := os.ReadFile(b.app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := os.ReadFile(b.broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(data []byte) {
+		tmp := b.app + ".new"
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, b.app); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(broken)
+	out, errOut, code := tableflipctl(t, b, nil, "-socket", sock, "upgrade")
+	replace(good)
+	if code != 1 || out != "" {
+		t.Fatalf("upgrade of a broken build: exit %d, stdout %q", code, out)
+	}
+	if !strings.Contains(errOut, `upgrade failed: config check failed: no such setting "listen" (the broken build)`) {
+		t.Fatalf("the child's reason is not on stderr: %s", errOut)
+	}
+
+	// The service serves on, and upgrades once the good build is back.
+	st, err := control.RequestStatus(context.Background(), sock)
+	if err != nil || st.Serving.Pid != srv.PID() || st.Upgrading {
+		t.Fatalf("status after the failed upgrade: %+v %v (serving pid %d)", st, err, srv.PID())
+	}
+	pid, err := control.RequestUpgrade(context.Background(), sock, 0)
+	if err != nil || pid == srv.PID() {
+		t.Fatalf("upgrade after the failed one: %d %v", pid, err)
+	}
+}
+
+func TestCommandRefusesOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a client as uid 65534")
+	}
+	// A directory uid 65534 can reach (t.TempDir's parent is 0700).
+	dir, err := os.MkdirTemp("", "tftest-control-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := build(t, dir)
+	srv, sock := service(t, b, dir)
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+
+	// The file's mode (0600) keeps others out already.
+	if _, errOut, code := tableflipctl(t, b, nobody, "-socket", sock, "upgrade"); code != 1 || !strings.Contains(errOut, "permission denied") {
+		t.Fatalf("uid 65534 through a 0600 socket: exit %d: %s", code, errOut)
+	}
+	// A mode that lets anyone connect: SO_PEERCRED refuses them.
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"upgrade", "stop", "status"} {
+		if _, errOut, code := tableflipctl(t, b, nobody, "-socket", sock, op); code != control.ExitRefused || !strings.Contains(errOut, "uid 65534 may not control this service") {
+			t.Fatalf("%s as uid 65534: exit %d: %s", op, code, errOut)
+		}
+	}
+	st, err := control.RequestStatus(context.Background(), sock)
+	if err != nil || st.Serving.Pid != srv.PID() || len(st.Draining) != 0 {
+		t.Fatalf("after the refused requests: %+v %v, want pid %d serving alone", st, err, srv.PID())
+	}
+}
