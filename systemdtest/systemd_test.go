@@ -65,6 +65,7 @@ func TestSystemd(t *testing.T) {
 			for _, u := range units {
 				ports[u.port] = freePort(t)
 			}
+			ports["legacy"] = freePort(t)
 			stage := stageDir(t, bins, ports)
 			m := boot(t, v.name, v.tree, stage)
 			out, _ := m.systemctl("--version")
@@ -77,6 +78,7 @@ func TestSystemd(t *testing.T) {
 					runUnit(t, m, u, "127.0.0.1:"+ports[u.port])
 				})
 			}
+			t.Run("legacy-kill-HUP-unit", func(t *testing.T) { runLegacy(t, m, "127.0.0.1:"+ports["legacy"]) })
 			t.Logf("systemd %s: all scenarios in %v", v.name, time.Since(start).Round(time.Millisecond))
 		})
 	}
@@ -137,12 +139,25 @@ func stageDir(t *testing.T, b binaries, ports map[string]string) string {
 		}
 		s := strings.ReplaceAll(string(text), "/usr/local/bin/", "/run/tftest/bin/")
 		for from, to := range ports {
+			if from == "legacy" {
+				continue
+			}
 			s = strings.ReplaceAll(s, "127.0.0.1:"+from, "127.0.0.1:"+to)
 		}
 		name := filepath.Base(f)
 		writeFile(t, filepath.Join(units, name), s)
 		writeFile(t, filepath.Join(units, name+".d", "tftest.conf"), "[Unit]\nDefaultDependencies=no\n")
 	}
+	// The unit the docs recommended before: the control experiment.
+	writeFile(t, filepath.Join(units, "legacy.service"), `[Unit]
+DefaultDependencies=no
+[Service]
+Type=notify
+ExecStart=/run/tftest/bin/app -addr 127.0.0.1:`+ports["legacy"]+`
+ExecReload=/bin/kill -HUP $MAINPID
+TimeoutStopSec=60
+SyslogIdentifier=legacy
+`)
 	writeFile(t, filepath.Join(units, "tftest.target"), `[Unit]
 Description=tableflip systemd tests
 DefaultDependencies=no
@@ -426,4 +441,55 @@ func (l *load) stop() loadStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.stats
+}
+
+// runLegacy is the control experiment: the unit without the command
+// (ExecReload=/bin/kill -HUP $MAINPID, no ExecStop=). Its reload onto a
+// broken build succeeds, and its stop after an upgrade is a SIGKILL.
+func runLegacy(t *testing.T, m *machine, addr string) {
+	const svc = "legacy.service"
+	if out, err := m.systemctl("start", svc); err != nil {
+		t.Fatalf("start: %v: %s", err, out)
+	}
+	first := mainPID(t, m, svc)
+	deploy(t, m, "broken")
+	out, err := m.systemctl("reload", svc)
+	if err != nil {
+		t.Errorf("kill -HUP reload onto a broken build failed (%v: %s); it used to succeed", err, out)
+	}
+	waitJournal(t, m, svc, "upgrade failed", 1)
+	deploy(t, m, "good")
+	if _, err := m.systemctl("reload", svc); err != nil {
+		t.Fatal(err)
+	}
+	waitJournal(t, m, svc, "drained", 1) // the first generation has handed over and exited
+	second := mainPID(t, m, svc)
+	if second == first {
+		t.Fatalf("MainPID still %d after the upgrade", first)
+	}
+	if pid := get(t, addr); pid == first {
+		t.Fatalf("still served by %d", pid)
+	}
+	m.systemctl("stop", svc)
+	j := m.journal(svc)
+	result := m.show(svc, "Result")
+	killed := strings.Contains(j, "SIGKILL")
+	t.Logf("legacy unit: reload onto a broken build exited %v; stop after 1 upgrade: Result=%s, SIGKILL in the journal: %v, %d drained lines",
+		err, result, killed, strings.Count(j, "drained"))
+	if !strings.Contains(j, "which is not our child") {
+		t.Errorf("systemd did not log the alien main pid:\n%s", j)
+	} else if !killed {
+		t.Errorf("the stop of an alien main pid alone in its cgroup was not a SIGKILL: the reason for ExecStop= is gone?\n%s", j)
+	}
+}
+
+// waitJournal waits until the unit's journal has n lines containing s.
+func waitJournal(t *testing.T, m *machine, unit, s string, n int) {
+	deadline := time.Now().Add(60 * time.Second)
+	for strings.Count(m.journal(unit), s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the journal of %s after 60s:\n%s", s, unit, m.journal(unit))
+		}
+		time.Sleep(50 * time.Millisecond) // the journal has no event to wait on from here
+	}
 }
