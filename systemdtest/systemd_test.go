@@ -474,6 +474,11 @@ func runLegacy(t *testing.T, m *machine, addr string) {
 	j := m.journal(svc)
 	result := m.show(svc, "Result")
 	killed := strings.Contains(j, "SIGKILL")
+	for _, line := range strings.Split(j, "\n") {
+		if strings.Contains(line, "SIGKILL") || strings.Contains(line, "result") {
+			t.Logf("journal: %s", line)
+		}
+	}
 	t.Logf("legacy unit: reload onto a broken build exited %v; stop after 1 upgrade: Result=%s, SIGKILL in the journal: %v, %d drained lines",
 		err, result, killed, strings.Count(j, "drained"))
 	if !strings.Contains(j, "which is not our child") {
