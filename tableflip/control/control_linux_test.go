@@ -1,12 +1,17 @@
 package control_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -210,5 +215,58 @@ func TestCommandRefusesOtherUsers(t *testing.T) {
 	st, err := control.RequestStatus(context.Background(), sock)
 	if err != nil || st.Serving.Pid != srv.PID() || len(st.Draining) != 0 {
 		t.Fatalf("after the refused requests: %+v %v, want pid %d serving alone", st, err, srv.PID())
+	}
+}
+
+// TestCommandStopWaitsForDraining stops the service while the generation
+// before the serving one still drains (a keep-alive connection of its own
+// holds it for drain.DefaultIdleGrace): stop returns only when that one has
+// exited too.
+func TestCommandStopWaitsForDraining(t *testing.T) {
+	dir := t.TempDir()
+	b := build(t, dir)
+	srv, sock := service(t, b, dir)
+	first := srv.PID()
+	lns, err := loadtest.Listeners(first)
+	if err != nil || len(lns) == 0 {
+		t.Fatalf("the service's listener: %v %v", lns, err)
+	}
+	c, err := net.Dial("tcp", lns[0].Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close() // the connection stays open and idle, on the first generation
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	second, err := control.RequestUpgrade(ctx, sock, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := control.RequestStatus(ctx, sock)
+	if err != nil || st.Serving.Pid != second || len(st.Draining) != 1 || st.Draining[0].Pid != first {
+		t.Fatalf("status: %+v %v; want %d serving, %d draining", st, err, second, first)
+	}
+	gens, err := control.RequestStop(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []control.Generation{{Pid: second, Generation: 2}, {Pid: first, Generation: 1}}
+	if !slices.Equal(gens, want) {
+		t.Errorf("stop waited for %+v, want %+v", gens, want)
+	}
+	for _, pid := range []int{first, second} {
+		if alive(pid) {
+			t.Errorf("pid %d still running after stop returned", pid)
+		}
 	}
 }
