@@ -22,10 +22,54 @@ import (
 	"github.com/tableflip-go/tableflip/tableflip/control"
 )
 
-type bins struct{ app, ctl, broken string }
+type bins struct{ app, ctl, broken, slow string }
 
 // build builds examples/http (the service), cmd/tableflipctl and a build
 // that fails in init, into dir.
+// TestCommand runs tableflipctl, as a real process, against examples/http
+// serving -control. The binaries are built once, into a directory that
+// uid 65534 can reach (t.TempDir's parent is 0700).
+func TestCommand(t *testing.T) {
+	dir, err := os.MkdirTemp("", "tftest-control-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := build(t, dir)
+	for name, f := range map[string]func(*testing.T, bins){
+		"UpgradeStatusStop":    testCommandUpgradeStatusStop,
+		"FailedUpgrade":        testCommandFailedUpgrade,
+		"RefusesOtherUsers":    testCommandRefusesOtherUsers,
+		"StopWaitsForDraining": testCommandStopWaitsForDraining,
+		"SecondRequestJoins":   testSecondRequestJoinsUpgrade,
+	} {
+		t.Run(name, func(t *testing.T) { f(t, b.copy(t)) })
+	}
+}
+
+// copy gives a test its own service binary: a test replaces it to deploy.
+func (b bins) copy(t *testing.T) bins {
+	dir, err := os.MkdirTemp(filepath.Dir(b.app), "app-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(b.app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.app = filepath.Join(dir, "http")
+	if err := os.WriteFile(b.app, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func build(t *testing.T, dir string) bins {
 	t.Helper()
 	ctx := context.Background()
@@ -38,6 +82,9 @@ func build(t *testing.T, dir string) bins {
 		t.Fatal(err)
 	}
 	if b.broken, err = loadtest.Build(ctx, t.TempDir(), "../../systemdtest/testdata/broken"); err != nil {
+		t.Fatal(err)
+	}
+	if b.slow, err = loadtest.Build(ctx, t.TempDir(), "./testdata/slow"); err != nil {
 		t.Fatal(err)
 	}
 	return b
@@ -90,9 +137,8 @@ func alive(pid int) bool {
 	return !strings.HasPrefix(rest, "Z")
 }
 
-func TestCommandUpgradeStatusStop(t *testing.T) {
+func testCommandUpgradeStatusStop(t *testing.T, b bins) {
 	dir := t.TempDir()
-	b := build(t, dir)
 	srv, sock := service(t, b, dir)
 	first := srv.PID()
 
@@ -138,9 +184,8 @@ func TestCommandUpgradeStatusStop(t *testing.T) {
 	}
 }
 
-func TestCommandFailedUpgrade(t *testing.T) {
+func testCommandFailedUpgrade(t *testing.T, b bins) {
 	dir := t.TempDir()
-	b := build(t, dir)
 	srv, sock := service(t, b, dir)
 
 	// Deploy a build that fails in init: the upgrade runs the binary on disk.
@@ -182,7 +227,7 @@ func TestCommandFailedUpgrade(t *testing.T) {
 	}
 }
 
-func TestCommandRefusesOtherUsers(t *testing.T) {
+func testCommandRefusesOtherUsers(t *testing.T, b bins) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a client as uid 65534")
 	}
@@ -195,7 +240,6 @@ func TestCommandRefusesOtherUsers(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b := build(t, dir)
 	srv, sock := service(t, b, dir)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 
@@ -222,9 +266,8 @@ func TestCommandRefusesOtherUsers(t *testing.T) {
 // before the serving one still drains (a keep-alive connection of its own
 // holds it for drain.DefaultIdleGrace): stop returns only when that one has
 // exited too.
-func TestCommandStopWaitsForDraining(t *testing.T) {
+func testCommandStopWaitsForDraining(t *testing.T, b bins) {
 	dir := t.TempDir()
-	b := build(t, dir)
 	srv, sock := service(t, b, dir)
 	first := srv.PID()
 	lns, err := loadtest.Listeners(first)
@@ -268,5 +311,106 @@ func TestCommandStopWaitsForDraining(t *testing.T) {
 		if alive(pid) {
 			t.Errorf("pid %d still running after stop returned", pid)
 		}
+	}
+}
+
+// TestSecondRequestJoinsUpgrade: a request made while an upgrade is in
+// progress waits for that upgrade and gets its result; no second upgrade
+// starts.
+func testSecondRequestJoinsUpgrade(t *testing.T, b bins) {
+	dir := t.TempDir()
+	slow := b.slow
+	gate := filepath.Join(dir, "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "control.sock")
+	pidFile := filepath.Join(dir, "http.pid")
+	cmd := exec.Command(b.app, "-addr", "127.0.0.1:0", "-pidfile", pidFile, "-control", sock)
+	cmd.Env = append(os.Environ(), "TFTEST_GATE="+gate)
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logW
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := loadtest.StartServer(ctx, cmd, pidFile)
+	logW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	requests := make(chan string, 16)
+	go func() {
+		defer close(requests)
+		sc := bufio.NewScanner(logR)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "control request") && strings.Contains(sc.Text(), `"op": "upgrade"`) ||
+				strings.Contains(sc.Text(), "upgrade started") {
+				requests <- sc.Text()
+			}
+		}
+	}()
+	defer logR.Close()
+	nextLine := func(want string) {
+		t.Helper()
+		select {
+		case line, ok := <-requests:
+			if !ok || !strings.Contains(line, want) {
+				t.Fatalf("service log: %q, want %q", line, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %q in the service's log", want)
+		}
+	}
+
+	good, _ := os.ReadFile(b.app)
+	data, _ := os.ReadFile(slow)
+	if err := os.WriteFile(b.app+".new", data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(b.app+".new", b.app); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	results := make(chan result, 2)
+	ask := func() {
+		pid, err := control.RequestUpgrade(ctx, sock, 0)
+		results <- result{pid, err}
+	}
+	go ask()
+	nextLine("control request")
+	nextLine("upgrade started")
+	// The child holds the upgrade in progress until the gate closes.
+	w, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ask()
+	nextLine("control request") // the second request is in
+	w.Close()
+	var first *control.UpgradeError
+	for i := range 2 {
+		r := <-results
+		var ue *control.UpgradeError
+		if !errors.As(r.err, &ue) || ue.Reason != "the slow build was released" {
+			t.Fatalf("request %d: %d %v", i, r.pid, r.err)
+		}
+		if first == nil {
+			first = ue
+		} else if ue.ChildPid != first.ChildPid {
+			t.Errorf("the requests got the results of children %d and %d: two upgrades", first.ChildPid, ue.ChildPid)
+		}
+	}
+	os.WriteFile(b.app+".new", good, 0o755)
+	os.Rename(b.app+".new", b.app)
+	select {
+	case line := <-requests:
+		t.Errorf("after the joined upgrade: %s", line)
+	default:
 	}
 }
