@@ -308,6 +308,14 @@ func runUnit(t *testing.T, m *machine, u unit, addr string) {
 	if len(drained) != reloads+1 {
 		t.Errorf("%d generations logged \"drained\", want %d:\n%s", len(drained), reloads+1, j)
 	}
+	if u.socket != "" {
+		// systemd still listens: a connection starts the service again.
+		pid := get(t, addr)
+		if main := mainPID(t, m, svc); main != pid {
+			t.Errorf("after the stop, a connection was answered by %d; MainPID is %d", pid, main)
+		}
+		checkInode("after the restart by a connection")
+	}
 	if t.Failed() {
 		t.Logf("journal of %s:\n%s", svc, j)
 	}
@@ -482,7 +490,9 @@ func runLegacy(t *testing.T, m *machine, addr string) {
 	t.Logf("legacy unit: reload onto a broken build exited %v; stop after 1 upgrade: Result=%s, SIGKILL in the journal: %v, %d drained lines",
 		err, result, killed, strings.Count(j, "drained"))
 	if !strings.Contains(j, "which is not our child") {
-		t.Errorf("systemd did not log the alien main pid:\n%s", j)
+		// systemd read MAINPID= only after the old generation had exited:
+		// the new one was its child by then, and its stop is graceful.
+		t.Logf("systemd took the new main pid as its own child this time (the race): no SIGKILL expected")
 	} else if !killed {
 		t.Errorf("the stop of an alien main pid alone in its cgroup was not a SIGKILL: the reason for ExecStop= is gone?\n%s", j)
 	}
