@@ -134,10 +134,14 @@ func (s *Server) Upgrade(ctx context.Context) (pid int, joined bool, err error) 
 	s.mu.Unlock()
 	select {
 	case <-c.done:
-		return c.pid, joined, c.err
 	case <-ctx.Done():
-		return 0, joined, ctx.Err()
+		select {
+		case <-c.done: // both: the result wins
+		default:
+			return 0, joined, ctx.Err()
+		}
 	}
+	return c.pid, joined, c.err
 }
 
 // run performs the upgrade of call c.
@@ -271,8 +275,10 @@ func (s *Server) accept() {
 }
 
 func (s *Server) serve(c *net.UnixConn) {
-	stop := context.AfterFunc(s.ctx, func() { c.SetDeadline(time.Now()) })
-	defer stop()
+	// Reads and writes have deadlines of their own; s.ctx (Close) ends only
+	// the wait for an upgrade, so that an upgrade's result is still sent
+	// when the program closes the server right after it (an old generation
+	// that hands over and exits).
 	uid, pid, err := peerCred(c)
 	if err != nil {
 		s.reply(c, response{Kind: "bad-request", Error: err.Error()}, nil)
