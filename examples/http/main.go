@@ -28,6 +28,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tableflip-go/tableflip/tableflip"
+	"github.com/tableflip-go/tableflip/tableflip/control"
 	"github.com/tableflip-go/tableflip/tableflip/drain"
 	"github.com/tableflip-go/tableflip/transport/tcp"
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
@@ -37,6 +38,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
 	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
+	controlPath := flag.String("control", "", "answer tableflipctl's upgrade and stop requests on a unix socket at this `path`")
 	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
 	flag.Parse()
 	log, err := newLogger(*logFormat)
@@ -44,7 +46,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "http:", err)
 		os.Exit(2)
 	}
-	if err := run(log, *addr, *socket, *pidFile); err != nil {
+	if err := run(log, *addr, *socket, *pidFile, *controlPath); err != nil {
 		log.Error("exit", zap.Error(err))
 		log.Sync()
 		os.Exit(1)
@@ -52,7 +54,7 @@ func main() {
 	log.Sync()
 }
 
-func run(log *zap.Logger, addr, socket, pidFile string) error {
+func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
 	if err != nil {
 		return err
@@ -64,6 +66,19 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 	if err != nil {
 		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
+	}
+	var lifecycle drain.Upgrader = upg
+	if controlPath != "" {
+		// Requests come from tableflipctl; a stop request is a SIGTERM.
+		// SIGHUP goes through it too: a signal and a request arriving
+		// together make one upgrade.
+		ctl, err := control.Listen(context.Background(), upg, controlPath, control.Options{})
+		if err != nil {
+			upg.Fail(err)
+			return err
+		}
+		defer ctl.Close()
+		lifecycle = controlled{upg, ctl}
 	}
 	pid, gen := os.Getpid(), upg.Generation()
 	srv := drain.New(&http.Server{
@@ -77,7 +92,19 @@ func run(log *zap.Logger, addr, socket, pidFile string) error {
 	// serves only once Ready has succeeded, and drains when the next
 	// generation is ready or SIGTERM came: every request already sent to
 	// this generation is answered before it exits.
-	return drain.Run(upg, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
+	return drain.Run(lifecycle, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
+}
+
+// controlled is the Upgrader whose upgrades go through the control server,
+// so that SIGHUP and tableflipctl requests share one upgrade and its result.
+type controlled struct {
+	*tableflip.Upgrader
+	ctl *control.Server
+}
+
+func (c controlled) Upgrade(ctx context.Context) (int, error) {
+	pid, _, err := c.ctl.Upgrade(ctx)
+	return pid, err
 }
 
 func listen(upg *tableflip.Upgrader, addr, socket string) (net.Listener, error) {
