@@ -25,6 +25,8 @@ type sample struct {
 	lat     time.Duration
 	failed  bool
 	resumed bool // HTTPS: the TLS session was resumed
+	client  int  // which client sent it
+	pid     int  // the generation that answered, 0 for a failure
 }
 
 // clientKind is how a load's clients talk to the server.
@@ -76,6 +78,7 @@ func (r *recorder) record(s sample, pid int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s.failed = err != nil
+	s.pid = pid
 	r.samples = append(r.samples, s)
 	if err != nil {
 		r.errs[errKind(err)]++
@@ -177,7 +180,7 @@ func (r *recorder) runHTTP(ctx context.Context, id int, addr string) {
 		if ctx.Err() != nil {
 			return // interrupted by stop: not counted
 		}
-		r.record(sample{at: sent.Sub(r.start), lat: time.Since(sent), resumed: resumed}, pid, err)
+		r.record(sample{at: sent.Sub(r.start), lat: time.Since(sent), resumed: resumed, client: id}, pid, err)
 	}
 }
 

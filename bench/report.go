@@ -224,7 +224,7 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 		}
 		if sc.kind == httpsResume {
 			p("\nTLS sessions resumed (a resumed session skips the full handshake):\n\n")
-			p("| | all requests | requests in the second after each upgrade |\n| --- | ---: | ---: |\n")
+			p("| | all requests | a client's first request to a new generation |\n| --- | ---: | ---: |\n")
 			for _, r := range rs {
 				all, after := r.resumed()
 				p("| %s | %.0f%% | %.0f%% |\n", r.impl, 100*all, 100*after)

@@ -247,11 +247,13 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 	}
 	defer stopWrk()
 	if sc.wrk >= 1000 {
-		// Wait until the server holds every connection (bounded).
+		// Wait until the server holds every connection (bounded), and
+		// has served on them a while.
 		deadline := time.Now().Add(60 * time.Second)
 		for openFds(s.srv.PID()) < sc.wrk && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
+		time.Sleep(o.interval)
 		res.fdsLoaded = openFds(s.srv.PID())
 		res.rssLoaded = rssKiB(s.srv.PID())
 	}
@@ -265,7 +267,11 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 		}
 		up.at = at
 		res.upgrades = append(res.upgrades, up)
-		res.drainTimes = append(res.drainTimes, up.exited-up.latency)
+		if s.impl == restart {
+			res.drainTimes = append(res.drainTimes, up.exited) // SIGTERM to exit
+		} else {
+			res.drainTimes = append(res.drainTimes, up.exited-up.latency)
+		}
 		if sc.wrk >= 1000 {
 			// wrk reconnects to the new generation (bounded wait).
 			deadline := time.Now().Add(60 * time.Second)

@@ -99,10 +99,12 @@ func (r result) windowP99() (window, steady time.Duration) {
 	return quantile(in, 0.99), quantile(out, 0.99)
 }
 
-// resumed is the share of HTTPS requests that resumed their session: all
-// of them, and those sent in the second after each upgrade.
-func (r result) resumed() (all, after float64) {
-	var n, nr, a, ar int
+// resumed is the share of HTTPS requests that resumed their TLS session:
+// of all of them, and of each client's first request answered by a new
+// generation (its session ticket is the previous generation's).
+func (r result) resumed() (all, first float64) {
+	var n, nr, f, fr int
+	last := map[int]int{}
 	for _, s := range r.samples {
 		if s.failed {
 			continue
@@ -111,23 +113,21 @@ func (r result) resumed() (all, after float64) {
 		if s.resumed {
 			nr++
 		}
-		for _, u := range r.upgrades {
-			if s.at >= u.at+u.latency && s.at < u.at+u.latency+time.Second {
-				a++
-				if s.resumed {
-					ar++
-				}
-				break
+		if prev, ok := last[s.client]; ok && prev != s.pid {
+			f++
+			if s.resumed {
+				fr++
 			}
 		}
+		last[s.client] = s.pid
 	}
 	if n > 0 {
 		all = float64(nr) / float64(n)
 	}
-	if a > 0 {
-		after = float64(ar) / float64(a)
+	if f > 0 {
+		first = float64(fr) / float64(f)
 	}
-	return all, after
+	return all, first
 }
 
 func (r result) summary() string {
