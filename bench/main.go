@@ -52,7 +52,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 0, "time each generation serves before the next upgrade (default 500ms, quick 300ms)")
 	flag.IntVar(&o.clients, "clients", 8, "Go clients per load")
 	flag.IntVar(&o.scale, "scale", -1, "wrk -c of the scale run, 0 for none (default 10000, quick 2000)")
-	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds)")
+	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds, trace)")
 	flag.Parse()
 	def := func(v *int, full, quick int) {
 		if *v <= 0 {
@@ -89,7 +89,7 @@ func main() {
 type binaries struct {
 	dir                    string
 	http, tls, udp, anchor string
-	fds                    string
+	fds, traced            string
 	cert, key              string
 }
 
@@ -129,6 +129,7 @@ func run(o options) error {
 		{&b.udp, "./examples/udp", root},
 		{&b.anchor, "./servers/anchor", filepath.Join(root, "bench")},
 		{&b.fds, "./servers/fds", filepath.Join(root, "bench")},
+		{&b.traced, "./servers/traced", filepath.Join(root, "bench")},
 	} {
 		if *t.dst, err = build(ctx, t.in, dir, t.pkg); err != nil {
 			return err
@@ -174,6 +175,16 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
+	}
+	if o.only == "" || strings.Contains("trace", o.only) {
+		fmt.Println("trace:")
+		rep.trace, err = b.runTrace(ctx, o)
+		if err != nil {
+			return err
+		}
+		var sb strings.Builder
+		rep.trace.write(&sb)
+		fmt.Print(sb.String())
 	}
 	m.loadAfter = loadAvg()
 	rep.machine = m

@@ -22,6 +22,7 @@ type report struct {
 	opts    options
 	results []result
 	fds     []fdResult
+	trace   *traceResult
 	took    time.Duration
 }
 
@@ -77,6 +78,9 @@ func (rep *report) write(dir string) error {
 	}
 	if len(rep.fds) > 0 {
 		rep.fdCost(&b, imgDir)
+	}
+	if rep.trace != nil {
+		rep.trace.write(&b)
 	}
 	b.WriteString("\n")
 	b.WriteString(analysis)
