@@ -7,6 +7,7 @@ replace github.com/tableflip-go/tableflip => ../
 require (
 	github.com/cloudflare/tableflip v1.2.3
 	github.com/tableflip-go/tableflip v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	gonum.org/v1/plot v0.17.0
 )
 
