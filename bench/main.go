@@ -140,7 +140,7 @@ func run(o options) error {
 	}
 	fmt.Printf("done in %v\n", time.Since(began).Round(100*time.Millisecond))
 
-	rep := &report{machine: m, opts: o}
+	rep := &report{machine: m, opts: o, tmp: dir}
 	scenarios := []scenario{
 		{name: "new-conn", title: "HTTP, a new connection per request", kind: httpNewConn, clients: o.clients},
 		{name: "keep-alive", title: "HTTP, keep-alive connections", kind: httpKeepAlive, clients: o.clients},

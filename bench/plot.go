@@ -134,28 +134,52 @@ func plotLoad(path string, rs []result) error {
 	return savePNG(path, grid, 28*vg.Centimeter, vg.Length(len(rs))*7*vg.Centimeter)
 }
 
-// plotFailures is the picture at a glance: the share of failed requests
-// per load and implementation.
+// plotFailures is the picture at a glance: failed requests per 10,000,
+// per load and implementation, on a log scale so that a handful shows next
+// to thousands; a load with none is marked 0.
 func plotFailures(path string, names []string, rates map[string][]float64) error {
 	p := plot.New()
-	p.Title.Text = "Failed requests over all upgrades (% of requests; 0 = no bar)"
-	p.Y.Label.Text = "% failed"
-	w := vg.Points(14)
+	p.Title.Text = "Failed requests per 10,000, over all upgrades of each load (log; 0 = none failed)"
+	p.Y.Label.Text = "failed per 10,000 requests"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	const floor = 0.01
+	p.Y.Min, p.Y.Max = floor, 10000
+	var zeros plotter.XYLabels
 	for i, impl := range impls {
-		bars, err := plotter.NewBarChart(plotter.Values(rates[impl]), w)
+		for j, pctFailed := range rates[impl] {
+			x := float64(j) + float64(i-1)*0.27
+			v := pctFailed * 100 // per 10,000
+			if v <= 0 {
+				zeros.XYs = append(zeros.XYs, plotter.XY{X: x, Y: floor * 1.3})
+				zeros.Labels = append(zeros.Labels, "0")
+				continue
+			}
+			bar, err := plotter.NewLine(plotter.XYs{{X: x, Y: floor}, {X: x, Y: math.Max(v, floor)}})
+			if err != nil {
+				return err
+			}
+			bar.Color = implColor[impl]
+			bar.Width = vg.Points(13)
+			p.Add(bar)
+		}
+		p.Legend.Add(impl, swatch{implColor[impl]})
+	}
+	if len(zeros.XYs) > 0 {
+		l, err := plotter.NewLabels(zeros)
 		if err != nil {
 			return err
 		}
-		bars.Color = implColor[impl]
-		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(i-1) * w
-		p.Add(bars)
-		p.Legend.Add(impl, bars)
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = draw.XCenter
+			l.TextStyle[i].Color = implColor[ours]
+		}
+		p.Add(l)
 	}
 	p.Legend.Top = true
 	p.NominalX(names...)
-	p.Y.Min = 0
-	return savePNG(path, [][]*plot.Plot{{p}}, 24*vg.Centimeter, 10*vg.Centimeter)
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
+	return savePNG(path, [][]*plot.Plot{{p}}, 24*vg.Centimeter, 11*vg.Centimeter)
 }
 
 // plotUpgradeLatency is the distribution of upgrade latency: a box per
@@ -205,7 +229,7 @@ func plotFds(path string, fds []fdResult) error {
 	per := plot.New()
 	per.Title.Text = "Cost per inherited listener"
 	per.X.Label.Text = "inherited listeners (log)"
-	per.Y.Label.Text = "µs per fd, beyond 1 fd"
+	per.Y.Label.Text = "µs per fd beyond the first (from 1,000 fds)"
 	per.X.Scale = plot.LogScale{}
 	per.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	for _, impl := range []string{ours, anchor} {
@@ -214,7 +238,7 @@ func plotFds(path string, fds []fdResult) error {
 		for _, r := range fds {
 			m := median(r.latencies[impl])
 			xy = append(xy, plotter.XY{X: float64(r.n), Y: msf(m)})
-			if r.n > fds[0].n {
+			if r.n >= 1000 {
 				pf = append(pf, plotter.XY{X: float64(r.n), Y: float64(m-base) / float64(r.n-fds[0].n) / 1e3})
 			}
 		}

@@ -18,6 +18,7 @@ import (
 var analysis string
 
 type report struct {
+	tmp     string // the run's temporary folder, kept out of the docs
 	machine machine
 	opts    options
 	results []result
@@ -130,7 +131,7 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 			lat[impl] = append(lat[impl], r.latencies())
 			cell := fmt.Sprintf("**%d** of %d", failed, good+failed)
 			if r.err != nil {
-				cell += " (run stopped: " + oneLine(r.err) + ")"
+				cell += " (run stopped: " + rep.scrub(oneLine(r.err)) + ")"
 			}
 			p(" %s |", cell)
 		}
@@ -223,7 +224,7 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 		plotLoad(filepath.Join(imgDir, "load-"+sc.name+".png"), rs)
 		for _, r := range rs {
 			if len(r.first) > 0 {
-				p("- %s, first failure: `%s`\n", r.impl, r.first[0])
+				p("- %s, first failure: `%s`\n", r.impl, rep.scrub(r.first[0]))
 			}
 		}
 		if sc.kind == httpsResume {
@@ -259,7 +260,7 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		if r.wrk == nil {
-			p("| %s | run failed: %s | | | | |\n", r.impl, oneLine(r.err))
+			p("| %s | run failed: %s | | | | |\n", r.impl, rep.scrub(oneLine(r.err)))
 			continue
 		}
 		per := "-"
@@ -319,4 +320,13 @@ func dash(d time.Duration) string {
 		return "-"
 	}
 	return ms(d).String()
+}
+
+// scrub replaces the run's temporary folder in msg, so that no path of
+// this machine lands in the docs.
+func (rep *report) scrub(msg string) string {
+	if rep.tmp == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, rep.tmp, "$TMPDIR")
 }
