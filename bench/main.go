@@ -193,6 +193,27 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("wrote %s in %v\n", filepath.Join(o.out, "benchmarks.md"), rep.took.Round(time.Second))
+	return rep.verdict()
+}
+
+// verdict fails the run when a load could not be run through, or when a
+// client of this project's servers saw a failed request in a load other
+// than the scale run (whose wrk timeouts depend on how loaded the machine
+// is: its numbers are reported, not judged).
+func (rep *report) verdict() error {
+	var problems []string
+	for _, r := range rep.results {
+		if r.err != nil {
+			problems = append(problems, fmt.Sprintf("%s, %s: %v", r.scenario.name, r.impl, rep.scrub(oneLine(r.err))))
+			continue
+		}
+		if _, failed := r.total(); r.impl == ours && r.scenario.name != "scale" && failed > 0 {
+			problems = append(problems, fmt.Sprintf("%s, %s: %d failed requests (%s)", r.scenario.name, r.impl, failed, r.kinds()))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New("FAIL:\n  " + strings.Join(problems, "\n  "))
+	}
 	return nil
 }
 
