@@ -40,6 +40,7 @@ type options struct {
 	interval time.Duration
 	wrk      bool
 	progress bool // \r-updated line instead of one line per upgrade
+	png      string
 }
 
 func run(args []string, stdout io.Writer) int {
@@ -50,6 +51,7 @@ func run(args []string, stdout io.Writer) int {
 	fs.IntVar(&o.clients, "clients", 8, "Go clients of each kind (new connection per request, keep-alive)")
 	fs.DurationVar(&o.interval, "interval", 250*time.Millisecond, "least time between two upgrades (each generation also serves both kinds of client first)")
 	fs.BoolVar(&o.wrk, "wrk", true, "also run wrk -c32 -t2 as a keep-alive client, if wrk is installed")
+	fs.StringVar(&o.png, "png", "", "also write a picture of the run (latency over time, the upgrades marked) to this PNG `file`")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -93,6 +95,7 @@ type demo struct {
 	upgrades  []loadtest.Upgrade
 	sameSock  int // generations seen holding the first generation's socket
 	lastWidth int
+	sampler   *sampler // -png's timing client
 }
 
 func (d *demo) printf(format string, args ...any) {
@@ -140,7 +143,9 @@ func (d *demo) run() error {
 	if err != nil {
 		return err
 	}
-	return d.summary(stats, wrk, wrkErr, exit)
+	err = d.summary(stats, wrk, wrkErr, exit)
+	d.writePNG()
+	return err
 }
 
 func (d *demo) startServer(ctx context.Context, bin string) error {
@@ -195,6 +200,7 @@ func (d *demo) startLoad(ctx context.Context) error {
 		d.wrk = w
 		what += ", wrk -c32 -t2"
 	}
+	d.startPNG(url)
 	d.printf("Load: %s\n", what)
 	// Every client kind must reach the first generation before it is upgraded.
 	return d.waitServed(ctx, d.srv.PID())
@@ -264,6 +270,7 @@ func (d *demo) counts() string {
 }
 
 func (d *demo) stopLoad() ([]loadtest.Stats, *loadtest.WrkResult, error) {
+	d.stopPNG()
 	var stats []loadtest.Stats
 	for _, l := range d.loads {
 		stats = append(stats, l.Stop())
