@@ -251,7 +251,9 @@ func (u *Upgrader) shutdown() {
 			}
 		}
 		if u.opts.PIDFile != "" && prev != StateInitial {
-			removePIDFile(u.opts.PIDFile, os.Getpid())
+			if err := removePIDFile(u.opts.PIDFile, os.Getpid()); err != nil {
+				u.log.Error("pid file left behind", zap.Int("pid", os.Getpid()), zap.Error(err))
+			}
 		}
 	}
 	select {
