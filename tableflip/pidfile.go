@@ -36,38 +36,47 @@ func pidLockPath(path string) string { return path + ".lock" }
 // second instance at an upgrade), and without keeping a child from writing
 // the PID file when it becomes ready.
 //
-// Only a lock held by someone else is an error. When the lock file cannot be
+// Only a lock held by someone else is an error: the caller then fails this
+// generation (Fail), which tells a parent why. When the lock file cannot be
 // created (the directory is missing or read-only), New goes on without it
 // and Ready's write of the PID file says what is wrong.
+//
+// This process keeps a descriptor of its own until it exits, or until the
+// final stop, which unlinks the lock file while still holding the lock: an
+// instance that opened the file just before then finds, once it has the
+// lock, that the path no longer leads to it, and tries again (lockFile).
 func (u *Upgrader) lockPIDFile() error {
 	if u.opts.PIDFile == "" {
 		return nil
 	}
 	lock := pidLockPath(u.opts.PIDFile)
-	if f, _, err := u.Inherit(pidLockTransport, lock); err == nil {
-		// The parent's description: flock on it again succeeds, and
-		// the upgrader's copy passes it on.
-		f.Close()
-		return nil
-	}
-	f, err := lockFile(lock)
-	if errors.Is(err, ErrPIDFileLocked) {
-		err = fmt.Errorf("%w: %s is locked, by the generation whose pid is in %s (%s)",
-			ErrPIDFileLocked, lock, u.opts.PIDFile, describePIDFile(u.opts.PIDFile))
-		u.log.Error("pid file locked", zap.Int("pid", os.Getpid()), zap.String("pid_file", u.opts.PIDFile), zap.Error(err))
-		if u.parent != nil {
-			u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
-			u.parent.Close()
-			u.closeInherited()
-		}
-		return err
-	}
+	f, _, err := u.Inherit(pidLockTransport, lock)
 	if err != nil {
-		u.log.Warn("pid file not locked", zap.Int("pid", os.Getpid()), zap.String("pid_file", u.opts.PIDFile), zap.Error(err))
-		return nil
+		// No parent, or one that held no lock (another PID file, or a
+		// version without locks).
+		f, err = lockFile(lock)
+		if errors.Is(err, ErrPIDFileLocked) {
+			err = fmt.Errorf("%w: %s is locked, by the generation whose pid is in %s (%s)",
+				ErrPIDFileLocked, lock, u.opts.PIDFile, describePIDFile(u.opts.PIDFile))
+			u.log.Error("pid file locked", zap.Int("pid", os.Getpid()), zap.String("pid_file", u.opts.PIDFile), zap.Error(err))
+			return err
+		}
+		if err != nil {
+			u.log.Warn("pid file not locked", zap.Int("pid", os.Getpid()), zap.String("pid_file", u.opts.PIDFile), zap.Error(err))
+			return nil
+		}
+		if err := u.Pass(pidLockTransport, lock, f, nil); err != nil {
+			f.Close()
+			return err
+		}
 	}
-	defer f.Close()
-	return u.Pass(pidLockTransport, lock, f, nil)
+	u.AddHooks(Hooks{FinalStop: func() {
+		if err := removeLockFile(lock, f); err != nil {
+			u.log.Error("pid file lock left behind", zap.Int("pid", os.Getpid()), zap.Error(err))
+		}
+		f.Close()
+	}})
+	return nil
 }
 
 func describePIDFile(path string) string {
@@ -160,22 +169,14 @@ func pidFileNames(path string, pid int) bool {
 	return ok && p == pid
 }
 
-// removePIDFile removes path, and its lock file, if path still names pid:
-// a successor may already have written its own. The error says what could
-// not be removed.
+// removePIDFile removes path if it still names pid: a successor may already
+// have written its own. The error says why it could not.
 func removePIDFile(path string, pid int) error {
 	if !pidFileNames(path, pid) {
 		return nil
 	}
-	var errs []error
 	if err := os.Remove(path); err != nil {
-		errs = append(errs, fmt.Errorf("tableflip: remove pid file: %w", err))
+		return fmt.Errorf("tableflip: remove pid file: %w", err)
 	}
-	// Unlinked while this process still holds the lock: an instance that
-	// opened the old file meanwhile sees, once it has the lock, that the
-	// path no longer leads to it, and tries again (lockFile).
-	if err := os.Remove(pidLockPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("tableflip: remove pid file lock: %w", err))
-	}
-	return errors.Join(errs...)
+	return nil
 }

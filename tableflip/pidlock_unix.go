@@ -47,3 +47,19 @@ func lockFile(path string) (*os.File, error) {
 	}
 	return nil, fmt.Errorf("tableflip: lock %s: the file keeps being replaced", path)
 }
+
+// removeLockFile unlinks the lock file at path if it is still the one f
+// holds.
+func removeLockFile(path string, f *os.File) error {
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &held); err != nil {
+		return fmt.Errorf("tableflip: remove pid file lock: %w", err)
+	}
+	if err := unix.Lstat(path, &now); err != nil || now.Dev != held.Dev || now.Ino != held.Ino {
+		return nil // removed or replaced by someone else
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("tableflip: remove pid file lock: %w", err)
+	}
+	return nil
+}

@@ -141,12 +141,13 @@ func New(opts Options) (*Upgrader, error) {
 		close(u.parentGone)
 	}
 	u.log = u.log.With(zap.Int("generation", u.generation))
-	if err := u.lockPIDFile(); err != nil { // pidfile.go
-		return nil, err
-	}
 	u.startSystemd() // socket activation and sd_notify: systemd.go
 	u.wg.Add(1)
 	go u.run()
+	if err := u.lockPIDFile(); err != nil { // pidfile.go
+		u.Fail(err)
+		return nil, err
+	}
 	return u, nil
 }
 
