@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -110,6 +111,11 @@ func run(log *zap.Logger, addr, pidFile string) error {
 		if caughtUp(w, r, state) {
 			fmt.Fprintf(w, "value=%d pid=%d\n", c.n.Load(), pid)
 		}
+	})
+	// What a soak test reads to see that each generation is as lean as
+	// the first (go run ./internal/soak).
+	mux.HandleFunc("GET /debug/runtime", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "goroutines=%d pid=%d\n", runtime.NumGoroutine(), pid)
 	})
 	srv := drain.New(&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, drain.Options{})
 
