@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
 // incLoad is clients that POST /inc back to back and count what was
@@ -185,4 +189,86 @@ func TestNoIncrementLostThrough20Upgrades(t *testing.T) {
 		t.Errorf("final value %s, want %d: the number of increments acknowledged", got["value"], acked)
 	}
 	srv.StopClean(t)
+}
+
+// TestNoIncrementLostWhenUpgradesFail: next generations that die after the
+// stream to them was opened (one exits at once, one fails at Ready after it
+// has read the snapshot, one is SIGKILLed just after it has read it) leave the old generation counting on, and the
+// final value is still exactly what was acknowledged. The good binary then
+// upgrades.
+func TestNoIncrementLostWhenUpgradesFail(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "counter")
+	good := filepath.Join(dir, "counter.good")
+	exampletest.CopyFile(t, program.Path, good)
+	srv := program.Deploy(t, bin).Start(t, "-addr", "127.0.0.1:0")
+	url := "http://" + srv.Listener(t).Addr + "/"
+	loads := []*incLoad{startIncLoad(url, 2, true), startIncLoad(url, 2, false)}
+	defer func() {
+		for _, l := range loads {
+			l.stop()
+		}
+	}()
+	served := func(pid int) {
+		for _, l := range loads {
+			l.mu.Lock()
+			n := l.byPid[pid]
+			l.mu.Unlock()
+			l.waitServed(t, pid, n+20)
+		}
+	}
+	served(srv.PID())
+	for _, tc := range []struct {
+		script string
+		kill   bool
+	}{
+		{"exit 1", false},
+		// Reads the snapshot and the changes, listens, and fails at
+		// Ready (its pid file cannot be written): it never commits.
+		{`exec "$0.good" "$@" -pidfile /nonexistent/counter.pid`, false},
+		// The same, SIGKILLed as soon as it has read the handoff.
+		{`exec "$0.good" "$@" -pidfile /nonexistent/counter.pid`, true},
+	} {
+		deploy(t, bin, tc.script)
+		from := srv.Stderr.Len()
+		if err := syscall.Kill(srv.PID(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		if tc.kill {
+			line, _ := srv.Stderr.Wait(t, from, "inherited from parent")
+			if child, _ := strconv.Atoi(fields(strings.NewReplacer(`"`, "", ":", "=", ",", " ").Replace(line))["pid"]); child > 0 {
+				syscall.Kill(child, syscall.SIGKILL) // it may have failed already
+			}
+		}
+		srv.Stderr.Wait(t, from, "upgrade failed")
+		served(srv.PID())
+	}
+	exampletest.CopyFile(t, good, bin)
+	up, err := srv.Upgrade(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served(up.NewPID)
+	var acked, failed int64
+	for _, l := range loads {
+		l.stop()
+		acked += l.acked.Load()
+		failed += l.failed.Load()
+	}
+	got := get(t, url)
+	t.Logf("%d increments acknowledged, %d failed, final value %s", acked, failed, got["value"])
+	if failed != 0 || got["value"] != strconv.FormatInt(acked, 10) {
+		t.Errorf("final value %s, %d failed; want %d", got["value"], failed, acked)
+	}
+	srv.StopClean(t)
+}
+
+func deploy(t *testing.T, bin, script string) {
+	t.Helper()
+	if err := os.WriteFile(bin+".new", []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
 }

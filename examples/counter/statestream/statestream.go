@@ -254,7 +254,7 @@ func (s *Stream) Update(change func() (record []byte)) error {
 		return nil
 	}
 	if err := s.sendLocked(kindChange, rec); err != nil {
-		s.log.Error("statestream: successor not reading its state: stream given up", zap.String("key", s.key), zap.Error(err))
+		s.log.Error("statestream: cannot send to the successor (gone, or not reading): stream given up", zap.String("key", s.key), zap.Error(err))
 		s.dropLocked()
 	}
 	return nil
