@@ -62,8 +62,9 @@ func startFault(t *testing.T, args ...string) *fault {
 	f := &fault{t: t, dir: t.TempDir()}
 	f.bin = filepath.Join(f.dir, "http")
 	f.good = filepath.Join(f.dir, "http.good")
-	exampletest.CopyFile(t, program.Path, f.good)
-	f.srv = program.Deploy(t, f.bin).Start(t, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	install(t, program.Path, f.good)
+	install(t, program.Path, f.bin)
+	f.srv = exampletest.Program{Path: f.bin, Env: program.Env}.Start(t, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	f.startLoads(f.srv.Listener(t).Addr)
 	f.waitServed(f.srv.PID())
 	return f
@@ -98,7 +99,24 @@ func (f *fault) deploy(script string) {
 }
 
 // redeploy puts the real binary back.
-func (f *fault) redeploy() { exampletest.CopyFile(f.t, f.good, f.bin) }
+func (f *fault) redeploy() { install(f.t, f.good, f.bin) }
+
+// install puts src at dst (renamed over it) as a hard link, not a copy:
+// a binary written while the tests run in parallel may be held open for
+// writing by a process another test forks, and exec'ing it then fails with
+// ETXTBSY.
+func install(t *testing.T, src, dst string) {
+	t.Helper()
+	tmp := dst + ".link"
+	os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil {
+		exampletest.CopyFile(t, src, dst)
+		return
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // upgradeOutcome sends SIGHUP to pid and returns the serving generation's
 // log line that ends the upgrade: "upgrade succeeded" or "upgrade failed".
@@ -228,8 +246,8 @@ func TestFaultPIDFileDiskFullOrReadOnly(t *testing.T) {
 			f := &fault{t: t, dir: t.TempDir()}
 			f.bin = filepath.Join(f.dir, "http")
 			f.good = filepath.Join(f.dir, "http.good")
-			exampletest.CopyFile(t, program.Path, f.bin)
-			exampletest.CopyFile(t, program.Path, f.good)
+			install(t, program.Path, f.bin)
+			install(t, program.Path, f.good)
 			f.srv = ns.start(t, f.bin, "-addr", "127.0.0.1:0")
 			f.startLoads(f.srv.Listener(t).Addr)
 			f.waitServed(f.srv.PID())
