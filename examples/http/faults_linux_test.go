@@ -406,7 +406,7 @@ func TestFaultChildKilledAfterReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, child)
-	line, _ = f.srv.Stderr.Wait(t, from, "ERROR", strconv.Itoa(child))
+	line, _ = f.srv.Stderr.Wait(t, from, "error", strconv.Itoa(child))
 	t.Logf("old generation: %s", line)
 	if got := waitPIDFileIs(t, f.srv.PIDFile, old); got != old {
 		t.Fatalf("pid file names %d, want the old generation %d back", got, old)
