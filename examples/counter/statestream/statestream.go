@@ -215,6 +215,7 @@ func (s *Stream) prepare(ctx context.Context, h *tableflip.Handoff) error {
 		ours.Close()
 		return ErrClosed
 	}
+	s.dropLocked() // a stream of an earlier upgrade, should one be left
 	s.out, s.outW = ours, bufio.NewWriterSize(ours, 64<<10)
 	if err := s.sendLocked(kindSnapshot, s.cfg.Snapshot()); err != nil {
 		s.dropLocked()
@@ -237,7 +238,8 @@ func (s *Stream) done(pid int, err error) {
 // Update runs change under the stream's lock and, during an upgrade, sends
 // the record it returns to the successor before it returns: only then may
 // the caller acknowledge the change to its client. After Close it does not
-// run change and returns ErrClosed.
+// run change and returns ErrClosed. Call it only once CaughtUp is closed:
+// before, the parent's changes are still being applied.
 //
 // A successor that does not read its stream within Config.WriteTimeout is
 // given up: the change is kept here, the stream is closed, and the error is
