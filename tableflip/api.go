@@ -111,7 +111,10 @@ type Options struct {
 	// and then again between SIGTERM and SIGKILL. Zero means five seconds.
 	KillGrace time.Duration
 	// PIDFile, if set, is written atomically with this process's pid when
-	// it becomes ready, and removed on the final stop.
+	// it becomes ready, and removed on the final stop. While any generation
+	// runs, it holds a lock on PIDFile+".lock", passed from generation to
+	// generation; New fails with ErrPIDFileLocked while another instance
+	// holds it. The lock file goes at the final stop.
 	PIDFile string
 	// Logger receives one structured line per lifecycle event. Nil means
 	// no logging.

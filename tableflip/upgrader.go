@@ -153,6 +153,10 @@ func New(opts Options) (*Upgrader, error) {
 	u.log = u.log.With(zap.Int("generation", u.generation))
 	u.start()
 	u.startSystemd() // socket activation and sd_notify: systemd.go
+	if err := u.lockPIDFile(); err != nil { // pidfile.go
+		u.Fail(err) // tells a parent why, and stops this Upgrader
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -410,7 +414,9 @@ func (u *Upgrader) stop(reason error) {
 				}
 			}
 			if u.opts.PIDFile != "" && u.prevState != stateInitial {
-				removePIDFile(u.opts.PIDFile, os.Getpid())
+				if err := removePIDFile(u.opts.PIDFile, os.Getpid()); err != nil {
+					u.log.Error("pid file left behind", zap.Int("pid", os.Getpid()), zap.Error(err))
+				}
 			}
 		}
 		u.log.Info("stopped", zap.Int("pid", os.Getpid()), zap.Bool("final", u.final))
