@@ -152,7 +152,7 @@ func New(opts Options) (*Upgrader, error) {
 	}
 	u.log = u.log.With(zap.Int("generation", u.generation))
 	u.start()
-	u.startSystemd() // socket activation and sd_notify: systemd.go
+	u.startSystemd()                        // socket activation and sd_notify: systemd.go
 	if err := u.lockPIDFile(); err != nil { // pidfile.go
 		u.Fail(err) // tells a parent why, and stops this Upgrader
 		return nil, err

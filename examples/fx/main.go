@@ -112,7 +112,6 @@ func newApp(f flags, log *zap.Logger) *fx.App {
 		fxmodule.ServeHTTP("http", newServer),
 		fx.Provide(fxmodule.AsDrainer(func(w *Worker) *Worker { return w })),
 		fx.Invoke(startWorker),
-		fxmodule.Ready, // last
 	)
 }
 

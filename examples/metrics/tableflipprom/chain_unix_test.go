@@ -33,6 +33,7 @@ func (f *chainFds) Inherit(transport, key string) (*os.File, []byte, error) {
 }
 func (f *chainFds) Pass(string, string, syscall.Conn, []byte) error { return nil }
 func (f *chainFds) Forget(string, string)                           {}
+func (f *chainFds) Inherited(string) []string                       { return nil }
 func (f *chainFds) AddHooks(h tableflip.Hooks) func()               { f.hooks = h; return func() {} }
 func (f *chainFds) Generation() int                                 { return f.gen }
 func (f *chainFds) Logger() *zap.Logger                             { return zap.NewNop() }

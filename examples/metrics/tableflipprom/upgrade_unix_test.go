@@ -5,6 +5,7 @@ package tableflipprom_test
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -32,8 +33,9 @@ func TestFailedUpgradesCounted(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := tc.opts
-			opts.Next = func(ctx context.Context, def tableflip.NextVersion) (tableflip.NextVersion, error) {
-				return tableflip.NextVersion{Path: "/bin/sh", Args: []string{"sh", "-c", tc.script}}, nil
+			opts.Next = func(ctx context.Context, cmd *exec.Cmd) error {
+				cmd.Path, cmd.Args = "/bin/sh", []string{"sh", "-c", tc.script}
+				return nil
 			}
 			upg, err := tableflip.New(opts)
 			if err != nil {
