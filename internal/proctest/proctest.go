@@ -204,5 +204,14 @@ func (p *Proc) Cleanup() {
 		waitGone(p.t, l.pid, l.fd)
 		unix.Close(l.fd)
 	}
-	ReapOrphans()
+	// Reap this tree's generations that exited on their own and were
+	// reparented to us, and only those: a wait for any child would also
+	// take the exit of a process that a parallel test is about to wait for
+	// ("waitid: no child processes" there).
+	for _, pid := range p.Pids() {
+		if pid != p.Cmd.Process.Pid {
+			var ws unix.WaitStatus
+			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
 }
