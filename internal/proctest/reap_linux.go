@@ -48,17 +48,6 @@ func waitGone(t testing.TB, pid, fd int) {
 	unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 }
 
-// ReapOrphans reaps every exited child that nobody waits for.
-func ReapOrphans() {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WALL, nil)
-		if pid <= 0 || err != nil {
-			return
-		}
-	}
-}
-
 // running reports whether the process of pidfd fd has not exited.
 func running(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
