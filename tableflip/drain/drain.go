@@ -113,11 +113,17 @@ type Server struct {
 
 // connInfo is the drain's view of one connection.
 type connInfo struct {
-	// state packs the http.ConnState (low 4 bits) with the time, as an
-	// offset from Server.epoch, at which the connection entered it. The
-	// two are packed into one word so that a reader never sees a state
-	// paired with a time from a different transition.
+	// state packs the http.ConnState (low 3 bits), the early flag (bit
+	// 3) and the time, as an offset from Server.epoch, at which the
+	// connection entered the state. They are packed into one word so that
+	// a reader never sees a state paired with a time or flag from a
+	// different transition. The early flag marks an idle connection whose
+	// next request had begun to arrive before net/http reported it idle
+	// (see trackConn).
 	state atomic.Int64
+	// bodyless is set while the connection serves a request without a
+	// body (see trackConn).
+	bodyless atomic.Bool
 	// h2 is set once the connection is known to speak HTTP/2: from ALPN
 	// for TLS, or from its first request for unencrypted HTTP/2. Such a
 	// connection is never waited for: http.Server.Shutdown sends it a
@@ -135,16 +141,27 @@ type connInfo struct {
 }
 
 // receiving reports whether the client has sent bytes since the connection
-// entered its state (new or idle, at since): it is sending a request that
-// net/http has not read in full yet.
-func (ci *connInfo) receiving(since time.Duration) bool {
-	return ci.rc != nil && ci.rc.lastRead.Load() > int64(since)
+// entered its state (new or idle, at since), or had sent them early: it is
+// sending a request that net/http has not read in full yet.
+func (ci *connInfo) receiving(since time.Duration, early bool) bool {
+	return ci.rc != nil && (early || ci.rc.lastRead.Load() > int64(since))
 }
 
-func pack(st http.ConnState, at time.Duration) int64 { return int64(at)<<4 | int64(st) }
+const (
+	stateBits = 0x7
+	earlyBit  = 0x8
+)
 
-func unpack(v int64) (http.ConnState, time.Duration) {
-	return http.ConnState(v & 0xf), time.Duration(v >> 4)
+func pack(st http.ConnState, at time.Duration, early bool) int64 {
+	v := int64(at)<<4 | int64(st)
+	if early {
+		v |= earlyBit
+	}
+	return v
+}
+
+func unpack(v int64) (st http.ConnState, since time.Duration, early bool) {
+	return http.ConnState(v & stateBits), time.Duration(v >> 4), v&earlyBit != 0
 }
 
 // New returns a Server that serves and drains srv.
@@ -417,7 +434,7 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 		if ci.h2.Load() {
 			return true
 		}
-		st, since := unpack(ci.state.Load())
+		st, since, early := unpack(ci.state.Load())
 		switch st {
 		case http.StateActive:
 			// A request is in progress. Its connection either closes
@@ -426,7 +443,7 @@ func (s *Server) pending(now time.Duration) (wait bool, next time.Duration, expi
 			// and gets a grace.
 			wait = true
 		case http.StateNew, http.StateIdle:
-			if ci.receiving(since) {
+			if ci.receiving(since, early) {
 				// A request (or a TLS handshake) is on its way
 				// in. net/http reports the connection active only
 				// once it has read the whole header, and Shutdown
@@ -468,13 +485,13 @@ func (s *Server) abort(ctx context.Context) error {
 	var active, partial, idle, h2 int
 	s.conns.Range(func(_, v any) bool {
 		ci := v.(*connInfo)
-		st, since := unpack(ci.state.Load())
+		st, since, early := unpack(ci.state.Load())
 		switch {
 		case ci.h2.Load():
 			h2++
 		case st == http.StateActive:
 			active++
-		case ci.receiving(since):
+		case ci.receiving(since, early):
 			partial++
 		default:
 			idle++
@@ -499,7 +516,7 @@ func (s *Server) count(f func(ci *connInfo, st http.ConnState, since time.Durati
 	n := 0
 	s.conns.Range(func(_, v any) bool {
 		ci := v.(*connInfo)
-		st, since := unpack(ci.state.Load())
+		st, since, _ := unpack(ci.state.Load())
 		if f(ci, st, since) {
 			n++
 		}
@@ -541,8 +558,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// HTTP/2: net/http strips the header and sends GOAWAY instead.
 		w.Header().Set("Connection", "close")
 	}
-	if r.ProtoMajor == 2 && r.TLS == nil {
-		s.markHTTP2(r.Context())
+	if r.ProtoMajor == 2 {
+		if r.TLS == nil {
+			s.markHTTP2(r.Context())
+		}
+	} else if ci := s.connInfo(r.Context()); ci != nil {
+		ci.bodyless.Store(r.Body == http.NoBody)
 	}
 	h := s.handler
 	if h == nil {
@@ -578,13 +599,23 @@ func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
 // never carried a request stays unknown. It gets the grace, and then
 // Shutdown's GOAWAY, which is slower but loses nothing.
 func (s *Server) markHTTP2(ctx context.Context) {
-	c, ok := ctx.Value(connKey{}).(net.Conn)
-	if !ok {
-		return
-	}
-	if v, ok := s.conns.Load(c); ok && !v.(*connInfo).h2.Swap(true) && s.started.Load() {
+	if ci := s.connInfo(ctx); ci != nil && !ci.h2.Swap(true) && s.started.Load() {
 		s.wake()
 	}
+}
+
+// connInfo returns the drain's view of the connection of a request's
+// context, or nil.
+func (s *Server) connInfo(ctx context.Context) *connInfo {
+	c, ok := ctx.Value(connKey{}).(net.Conn)
+	if !ok {
+		return nil
+	}
+	v, ok := s.conns.Load(c)
+	if !ok {
+		return nil
+	}
+	return v.(*connInfo)
 }
 
 type tlsStater interface{ ConnectionState() tls.ConnectionState }
@@ -600,7 +631,7 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:
 		ci := &connInfo{rc: unwrap(c)}
-		ci.state.Store(pack(state, now))
+		ci.state.Store(pack(state, now, false))
 		s.conns.Store(c, ci)
 		s.nconns.Add(1)
 	case http.StateActive, http.StateIdle:
@@ -609,7 +640,8 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 			break
 		}
 		ci := v.(*connInfo)
-		if prev, _ := unpack(ci.state.Load()); prev == http.StateNew {
+		prev, prevAt, _ := unpack(ci.state.Load())
+		if prev == http.StateNew {
 			// The first report after StateNew comes after the TLS
 			// handshake: from net/http once it has read a request,
 			// or from the HTTP/2 server once it has read the
@@ -618,7 +650,21 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 				ci.h2.Store(true)
 			}
 		}
-		ci.state.Store(pack(state, now))
+		// While a handler runs, net/http reads ahead on the
+		// connection, to notice a client that goes away. That read
+		// can take in the first bytes of the client's next request
+		// before the connection is reported idle. Under TLS it
+		// takes a whole record into the tls.Conn, so no later read
+		// of the connection shows the request arriving. After a
+		// request without a body, whatever the connection read
+		// while the request was active is such a read ahead: the
+		// next request has begun, and the connection is not silent.
+		// (After a request with a body, a read while active may be
+		// the body, so the drain only counts reads from the moment
+		// the connection went idle.)
+		early := state == http.StateIdle && prev == http.StateActive &&
+			ci.bodyless.Load() && ci.rc != nil && ci.rc.lastRead.Load() > int64(prevAt)
+		ci.state.Store(pack(state, now, early))
 	case http.StateHijacked, http.StateClosed:
 		// A hijacked connection belongs to its handler from now on.
 		// Shutdown does not wait for it either. See Draining.
