@@ -65,6 +65,10 @@ type Hooks struct {
 	// FinalStop runs when Stop is called on a generation that has no
 	// successor: the service is stopping for good.
 	FinalStop func()
+	// Resumed runs when this generation takes the service back from a
+	// successor that died after the handover (see Upgrader.Resumed).
+	// err is a *ChildError with the successor's pid and exit status.
+	Resumed func(err error)
 }
 
 // Handoff is one upgrade in progress, as seen by Hooks.Prepare.

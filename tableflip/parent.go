@@ -137,8 +137,90 @@ func (u *Upgrader) finishUpgrade(r upgradeResult, started time.Time) {
 	}
 	u.s.child = r.child
 	u.s.state = stateUpgraded
-	close(u.exitC)
+	u.s.reclaim = nil
+	u.closeExit()
 	u.log.Info("upgrade succeeded", append(fields, zap.Int("child_pid", r.pid))...)
+	if u.parent != nil {
+		// Our own parent, if still alive, must not take the service
+		// back when we exit: our successor serves.
+		u.parent.writeFrame(frameLeave, nil, nil)
+	}
+	u.wg.Add(1)
+	go u.watchSuccessor(r.child)
+}
+
+// watchSuccessor runs on a goroutine of its own after a handover, until
+// the successor leaves on purpose or exits, or this generation stops. A
+// successor that exits without having said it leaves (it crashed, or was
+// killed) while this generation still runs gives the service back to it
+// (takeBack), if the application asked for that (Resumed).
+func (u *Upgrader) watchSuccessor(c *childProc) {
+	defer u.wg.Done()
+	for {
+		f, err := c.conn.readFrame()
+		if err == nil {
+			if f.typ == frameLeave {
+				return
+			}
+			continue // nothing else is sent after the ack: ignore it
+		}
+		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			// Our own Stop closed the socket, or the successor sent
+			// garbage: either way, not a death to act on.
+			return
+		}
+		break
+	}
+	// The successor's end closed without a leave: it is exiting.
+	select {
+	case <-c.exited:
+	case <-u.stopC:
+		return
+	}
+	var hooks []registeredHooks
+	var ce *ChildError
+	u.do(func() { hooks, ce = u.takeBackFrom(c) })
+	if ce == nil {
+		return
+	}
+	for _, h := range hooks {
+		if h.Resumed != nil {
+			h.Resumed(ce)
+		}
+	}
+}
+
+// takeBackFrom runs on the run goroutine when the successor c has exited
+// without leaving. If this generation may take the service back, it does,
+// and returns the hooks to run and the successor's error.
+func (u *Upgrader) takeBackFrom(c *childProc) ([]registeredHooks, *ChildError) {
+	ce := &ChildError{Pid: c.cmd.Process.Pid, Reason: "exited after it took over", ExitStatus: exitStatus(c.state)}
+	if u.s.state != stateUpgraded || u.s.stopping || u.s.child != c {
+		return nil, nil
+	}
+	if !u.takeBack.Load() {
+		u.log.Error("successor exited after the handover; nobody serves (call Resumed to take the service back)",
+			zap.Int("pid", os.Getpid()), zap.Int("child_pid", ce.Pid), zap.Error(ce))
+		return nil, nil
+	}
+	u.s.state = stateReady
+	u.s.child = nil
+	c.conn.Close()
+	u.s.reclaim = make(map[string]bool, len(u.s.passing))
+	for name := range u.s.passing {
+		u.s.reclaim[name] = true
+	}
+	if u.opts.PIDFile != "" {
+		if _, err := writePIDFile(u.opts.PIDFile, os.Getpid()); err != nil {
+			u.log.Error("take-back: pid file not rewritten", zap.Int("pid", os.Getpid()), zap.Error(err))
+		}
+	}
+	exit := make(chan struct{})
+	u.exitC.Store(&exit)
+	close(*u.resumeC.Load())
+	u.log.Error("successor exited after the handover: taking the service back",
+		zap.Int("pid", os.Getpid()), zap.Int("child_pid", ce.Pid), zap.Int("exit_status", ce.ExitStatus), zap.Error(ce))
+	return slices.Clone(u.s.hooks), ce
 }
 
 // filesToSend lists the files an upgrade sends: every passed one, with this

@@ -44,6 +44,7 @@ const (
 	frameReady byte = 'R' // child->parent: ready
 	frameAck   byte = 'A' // parent->child: committed, the child is the service now
 	frameFail  byte = 'X' // either way: failed, payload is the reason
+	frameLeave byte = 'L' // child->parent, after the ack: it leaves on purpose (handed over, or stops)
 )
 
 type frame struct {

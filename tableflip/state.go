@@ -5,8 +5,10 @@ import "fmt"
 // lifeState is where an Upgrader is in its life:
 //
 //	initial -> ready -> upgrading -> upgraded (exit now)
-//	                       |
-//	                       +-> ready (the upgrade failed)
+//	             ^         |              |
+//	             |         +-> ready      +-> ready (take-back: the
+//	             |        (the upgrade        successor died, see
+//	             |         failed)            Upgrader.Resumed)
 //	any -> stopped
 type lifeState int
 

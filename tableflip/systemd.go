@@ -24,7 +24,7 @@ func (u *Upgrader) startSystemd() {
 		return
 	}
 	n := &notifier{u: u, send: sdNotify}
-	u.AddHooks(Hooks{Ready: n.ready, Prepare: n.prepare, Done: n.done, FinalStop: n.finalStop})
+	u.AddHooks(Hooks{Ready: n.ready, Prepare: n.prepare, Done: n.done, FinalStop: n.finalStop, Resumed: n.resumed})
 }
 
 func sdNotify(state string) error {
@@ -44,6 +44,9 @@ func sdNotify(state string) error {
 //   - RELOADING=1 with MONOTONIC_USEC when an upgrade starts, READY=1 when
 //     it ends either way (the Type=notify-reload protocol);
 //   - STOPPING=1 on the final stop;
+//   - MAINPID=<self> and READY=1 when a generation takes the service back
+//     from a successor that died (Upgrader.Resumed). This one needs
+//     NotifyAccess=all: the sender is not the main process yet;
 //   - STATUS= with every message, for systemctl status.
 type notifier struct {
 	u    *Upgrader
@@ -126,6 +129,14 @@ func (n *notifier) done(pid int, err error) {
 	n.notify("upgraded", fmt.Sprintf("MAINPID=%d\n", pid), head,
 		status("generation %d (pid %d) ready; upgraded from pid %d in %v",
 			n.u.generation+1, pid, os.Getpid(), took))
+}
+
+func (n *notifier) resumed(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.main = true
+	n.notify("taken back", fmt.Sprintf("MAINPID=%d\n", os.Getpid()), "READY=1\n",
+		status("%s serving again: %v", n.self(), err))
 }
 
 func (n *notifier) finalStop() {

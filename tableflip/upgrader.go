@@ -57,9 +57,16 @@ type Upgrader struct {
 	parentGone chan struct{}
 	stateR     *stateReader
 
-	ops      chan func() // served by run
-	stopC    chan struct{}
-	exitC    chan struct{}
+	ops   chan func() // served by run
+	stopC chan struct{}
+	// exitC is the channel Exit returns: closed at a handover or Stop,
+	// replaced by an open one when this generation takes the service
+	// back. resumeC is the one Resumed returns: replaced by an open one
+	// just before exitC closes, closed at a take-back. Only the run
+	// goroutine stores them.
+	exitC    atomic.Pointer[chan struct{}]
+	resumeC  atomic.Pointer[chan struct{}]
+	takeBack atomic.Bool   // Resumed was called: take the service back
 	done     chan struct{} // closed when run has returned
 	stopOnce sync.Once
 	stopped  sync.Once // the end of Stop, once: FinalStop hooks, PID file, log
@@ -91,6 +98,9 @@ type owned struct {
 	retired []*entry
 	upgrade *upgradeRun // the upgrade in flight
 	child   *childProc  // the successor after a successful upgrade
+	// reclaim names the passed files that Inherit hands out once more
+	// after a take-back, to serve them again.
+	reclaim map[string]bool
 }
 
 type registeredHooks struct {
@@ -187,7 +197,6 @@ func newUpgrader(opts Options) *Upgrader {
 		parentGone: make(chan struct{}),
 		ops:        make(chan func()),
 		stopC:      make(chan struct{}),
-		exitC:      make(chan struct{}),
 		done:       make(chan struct{}),
 		s: owned{
 			inherited: make(map[string]*entry),
@@ -198,6 +207,9 @@ func newUpgrader(opts Options) *Upgrader {
 		u.log = zap.NewNop()
 	}
 	u.exe, _ = os.Executable()
+	exit, resume := make(chan struct{}), make(chan struct{})
+	u.exitC.Store(&exit)
+	u.resumeC.Store(&resume)
 	return u
 }
 
@@ -230,8 +242,50 @@ func (u *Upgrader) Logger() *zap.Logger { return u.log }
 func (u *Upgrader) HasParent() bool { return u.parentPid != 0 }
 
 // Exit is closed when this generation must exit: a successor is ready, or
-// Stop was called. Drain, then call Stop.
-func (u *Upgrader) Exit() <-chan struct{} { return u.exitC }
+// Stop was called. Drain, then call Stop. After a take-back (see Resumed),
+// Exit returns a new channel, closed at the next handover or Stop.
+func (u *Upgrader) Exit() <-chan struct{} { return *u.exitC.Load() }
+
+// Resumed is closed when this generation, after handing over to a
+// successor, takes the service back because that successor exited
+// without leaving on purpose: it crashed or was killed, after it had
+// become ready, while this generation was still alive (draining). The
+// first call to Resumed turns the take-back on; without it, a generation
+// that has handed over never serves again, and a dead successor leaves
+// nobody serving (under systemd, Restart= is what is left).
+//
+// On a take-back the upgrader is ready again (a new Upgrade may start),
+// it writes this process's pid to the PID file, tells systemd that it is
+// the main process again (MAINPID=, which needs NotifyAccess=all: with
+// the default NotifyAccess=main, systemd refuses a message from a process
+// that is not the main one), runs the Resumed hooks and logs an error
+// with the successor's pid and exit status. Exit returns a new open
+// channel. The application serves again: it listens once more under the
+// same names (tcp.Listen, tableflip.Listen...), which hands it new
+// duplicates of the sockets this generation still holds, so that the
+// connections queued on them meanwhile are served. drain.Run does all of
+// this with RunOptions.Resume.
+//
+// Take the channel once Exit is closed: it belongs to the handover that
+// closed Exit, and is replaced by a new one at the next.
+func (u *Upgrader) Resumed() <-chan struct{} {
+	u.takeBack.Store(true)
+	return *u.resumeC.Load()
+}
+
+// closeExit closes the current Exit channel, after giving Resumed a new
+// one for this handover or stop. Only run calls it.
+func (u *Upgrader) closeExit() {
+	exit := *u.exitC.Load()
+	select {
+	case <-exit:
+		return
+	default:
+	}
+	resume := make(chan struct{})
+	u.resumeC.Store(&resume)
+	close(exit)
+}
 
 // Inherit claims the file the parent passed under transport and key. See Fds.
 func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
@@ -243,7 +297,13 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 		candidate []candidate
 	)
 	claim := func() {
-		if _, passing := u.s.passing[name]; passing {
+		if e, passing := u.s.passing[name]; passing {
+			if u.s.reclaim[name] {
+				// Taken back: serve it again.
+				delete(u.s.reclaim, name)
+				f, meta, err = u.dupEntry(e)
+				return
+			}
 			// Claimed, or created and passed, already: the name is taken.
 			err = fmt.Errorf("%w: %s %q already claimed or passed", ErrDuplicate, transport, key)
 			return
@@ -253,12 +313,9 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 			err = fmt.Errorf("%w: %s %q", ErrNotInherited, transport, key)
 			return
 		}
-		fd, derr := dupFd(e.fd)
-		if derr != nil {
-			err = fmt.Errorf("%w: claim %s %q: %w", ErrNotInherited, transport, key, derr)
+		if f, meta, err = u.dupEntry(e); err != nil {
 			return
 		}
-		f, meta = os.NewFile(uintptr(fd), transport+":"+key), e.meta
 		delete(u.s.inherited, name)
 		if e.companion {
 			// Passed for one upgrade only: the caller's copy is the only one.
@@ -295,6 +352,15 @@ func (u *Upgrader) Inherit(transport, key string) (*os.File, []byte, error) {
 		return nil, nil, ErrStopped
 	}
 	return f, meta, err
+}
+
+// dupEntry returns a duplicate of e's descriptor that the caller owns.
+func (u *Upgrader) dupEntry(e *entry) (*os.File, []byte, error) {
+	fd, err := dupFd(e.fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: claim %s %q: %w", ErrNotInherited, e.transport, e.key, err)
+	}
+	return os.NewFile(uintptr(fd), e.transport+":"+e.key), e.meta, nil
 }
 
 // unclaim undoes an Inherit before Ready: the file goes back to the
@@ -481,11 +547,7 @@ func (u *Upgrader) shutdown() {
 	u.final = prev != stateUpgraded && !(prev == stateInitial && u.parent != nil)
 	u.finalHooks = slices.Clone(u.s.hooks)
 	u.s.activated.closeUnclaimed()
-	select {
-	case <-u.exitC:
-	default:
-		close(u.exitC)
-	}
+	u.closeExit()
 	for name, e := range u.s.inherited {
 		e.close()
 		delete(u.s.inherited, name)
@@ -499,6 +561,12 @@ func (u *Upgrader) shutdown() {
 		u.s.child.conn.Close()
 	}
 	if u.parent != nil {
+		if prev == stateReady {
+			// A deliberate stop of the service (an upgraded
+			// generation said so at its handover): the parent, if
+			// still draining, must not take the service back.
+			u.parent.writeFrame(frameLeave, nil, nil)
+		}
 		if prev == stateInitial {
 			// Stopped before Ready: the parent must not wait for us.
 			reason := "tableflip: child stopped before it was ready"

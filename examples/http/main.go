@@ -12,6 +12,11 @@
 // Its flags and its answer are a stable contract that tests and the demo
 // (examples/demo) rely on: -addr, -pidfile, -socket, and "pid=<pid>" in
 // the body of GET /.
+//
+// A generation that has handed over takes the service back if its
+// successor dies while it still drains, or within -linger after its drain:
+// it serves again on the sockets it still holds, and names itself in the
+// PID file again.
 package main
 
 import (
@@ -40,13 +45,14 @@ func main() {
 	pidFile := flag.String("pidfile", "", "keep the serving process's pid in this `file`")
 	controlPath := flag.String("control", "", "answer tableflipctl's upgrade and stop requests on a unix socket at this `path`")
 	logFormat := flag.String("log", "console", "log to stderr as `console`, json, or off")
+	linger := flag.Duration("linger", 0, "after handing over and draining, stay this `long` to take the service back should the successor die")
 	flag.Parse()
 	log, err := newLogger(*logFormat)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "http:", err)
 		os.Exit(2)
 	}
-	if err := run(log, *addr, *socket, *pidFile, *controlPath); err != nil {
+	if err := run(log, *addr, *socket, *pidFile, *controlPath, *linger); err != nil {
 		log.Error("exit", zap.Error(err))
 		log.Sync()
 		os.Exit(1)
@@ -54,15 +60,31 @@ func main() {
 	log.Sync()
 }
 
-func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
+func run(log *zap.Logger, addr, socket, pidFile, controlPath string, linger time.Duration) error {
 	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer upg.Stop()
 
-	// The listener is inherited from the previous generation, or created.
-	ln, err := listen(upg, addr, socket)
+	pid, gen := os.Getpid(), upg.Generation()
+	// newServer listens, and returns the serve and drain of a new server.
+	// The listener is inherited from the previous generation, or created;
+	// after a take-back, it is the socket this generation still holds.
+	newServer := func() (func() error, func(context.Context) error, error) {
+		ln, err := listen(upg, addr, socket)
+		if err != nil {
+			return nil, nil, err
+		}
+		srv := drain.New(&http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}, drain.Options{Logger: log})
+		return func() error { return srv.Serve(ln) }, srv.Drain, nil
+	}
+	serve, drainServer, err := newServer()
 	if err != nil {
 		upg.Fail(err) // the previous generation logs why and keeps serving
 		return err
@@ -80,19 +102,12 @@ func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
 		defer ctl.Close()
 		lifecycle = controlled{upg, ctl}
 	}
-	pid, gen := os.Getpid(), upg.Generation()
-	srv := drain.New(&http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "pid=%d generation=%d\n", pid, gen)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}, drain.Options{Logger: log})
-
 	// drain.Run handles SIGHUP (upgrade) and SIGTERM (stop), calls Ready,
 	// serves only once Ready has succeeded, and drains when the next
 	// generation is ready or SIGTERM came: every request already sent to
-	// this generation is answered before it exits.
-	return drain.Run(lifecycle, func() error { return srv.Serve(ln) }, srv.Drain, drain.RunOptions{Logger: log})
+	// this generation is answered before it exits. With Resume, it takes
+	// the service back should the successor die meanwhile.
+	return drain.Run(lifecycle, serve, drainServer, drain.RunOptions{Logger: log, Resume: newServer, Linger: linger})
 }
 
 // controlled is the Upgrader whose upgrades go through the control server,
