@@ -160,6 +160,7 @@ func (u *Upgrader) watchSuccessor(c *childProc) {
 		f, err := c.conn.readFrame()
 		if err == nil {
 			if f.typ == frameLeave {
+				u.log.Info("successor leaves on purpose: no take-back", zap.Int("pid", os.Getpid()), zap.Int("child_pid", c.cmd.Process.Pid))
 				return
 			}
 			continue // nothing else is sent after the ack: ignore it

@@ -419,6 +419,33 @@ func TestFaultChildKilledAfterReady(t *testing.T) {
 	f.srv.StopClean(t)
 }
 
+// TestFaultSuccessorStopsOnPurpose: a successor that stops on purpose
+// (the operator stops the service with SIGTERM) is not taken back from,
+// even by an old generation that is still there.
+func TestFaultSuccessorStopsOnPurpose(t *testing.T) {
+	t.Parallel()
+	f := startFault(t, "-linger", "10m")
+	old := f.srv.PID()
+	line := f.upgradeOutcome(old)
+	if !strings.Contains(line, "upgrade succeeded") {
+		t.Fatal(line)
+	}
+	child, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f.waitServed(child)
+	f.stopLoads(0)
+	from := f.srv.Stderr.Len()
+	stopOrphan(t, child)
+	f.srv.Stderr.Wait(t, from, "successor leaves on purpose", strconv.Itoa(child))
+	from = f.srv.Stderr.Len()
+	if err := syscall.Kill(old, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Stderr.Wait(t, from, "stopped", strconv.Itoa(old))
+	if log := f.srv.Stderr.String(); strings.Contains(log, "taking the service back") {
+		t.Errorf("the old generation took the service back from a successor that stopped on purpose:\n%s", log)
+	}
+}
+
 // TestFaultStrayEnvironment: a process started with a TABLEFLIP_HANDOFF
 // that no parent set (garbage, a number that is no descriptor, a regular
 // file, a socket nobody holds the other end of) refuses to start at once,

@@ -125,7 +125,7 @@ type runner struct {
 func (r *runner) run(serve func() error, drain func(context.Context) error) error {
 	for {
 		served := make(chan error, 1)
-		go func() { served <- serve() }()
+		go func(serve func() error) { served <- serve() }(serve)
 		serveErr := r.serve(served)
 		var resumed <-chan struct{}
 		if r.resumer != nil && serveErr == nil && !r.stopped {
@@ -133,7 +133,7 @@ func (r *runner) run(serve func() error, drain func(context.Context) error) erro
 		}
 		ended := make(chan error, 1)
 		r.ended = append(r.ended, ended)
-		go func() { ended <- r.drainOne(drain, served, serveErr) }()
+		go func(drain func(context.Context) error) { ended <- r.drainOne(drain, served, serveErr) }(drain)
 		if !r.wait(ended, resumed) {
 			return r.finish()
 		}

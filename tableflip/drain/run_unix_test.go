@@ -211,3 +211,100 @@ func TestRunDrainFails(t *testing.T) {
 		t.Errorf("Run = %v, want the drain's *IncompleteError", err)
 	}
 }
+
+// resumingFake is a stub whose handovers and take-backs the test drives.
+type resumingFake struct {
+	mu            sync.Mutex
+	exit, resumed chan struct{}
+	resumedCalled atomic.Bool
+	stopOnce      sync.Once
+	stopped       chan struct{}
+}
+
+func newResumingFake() *resumingFake {
+	return &resumingFake{exit: make(chan struct{}), resumed: make(chan struct{}), stopped: make(chan struct{})}
+}
+
+func (f *resumingFake) Ready() error { return nil }
+func (f *resumingFake) Upgrade(context.Context) (int, error) {
+	return 0, errors.New("not in this test")
+}
+func (f *resumingFake) Stop()                 { f.stopOnce.Do(func() { close(f.stopped); f.handOver() }) }
+func (f *resumingFake) Exit() <-chan struct{} { f.mu.Lock(); defer f.mu.Unlock(); return f.exit }
+func (f *resumingFake) Resumed() <-chan struct{} {
+	f.resumedCalled.Store(true)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.resumed
+}
+
+// handOver is what the upgrader does at a handover or Stop: Resumed gets
+// a new channel for it, and Exit closes.
+func (f *resumingFake) handOver() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.exit:
+	default:
+		f.resumed = make(chan struct{})
+		close(f.exit)
+	}
+}
+
+// takeBack is what the upgrader does when the successor dies: a new Exit,
+// and the handover's Resumed closed.
+func (f *resumingFake) takeBack() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.resumed)
+	f.exit = make(chan struct{})
+}
+
+// TestRunResumes: with RunOptions.Resume, a take-back during the drain
+// makes Run serve again with the pair Resume returns, while the first
+// drain finishes; Run returns once every drain has.
+func TestRunResumes(t *testing.T) {
+	upg := newResumingFake()
+	first, second := make(chan struct{}), make(chan struct{})
+	drainRelease := make(chan struct{})
+	drainStarted := make(chan struct{})
+	var drains atomic.Int32
+	ran := make(chan error, 1)
+	go func() {
+		ran <- drain.Run(upg, func() error {
+			close(first)
+			<-drainStarted // as a Serve returns once its listener is closed
+			return nil
+		}, func(context.Context) error {
+			close(drainStarted)
+			<-drainRelease
+			drains.Add(1)
+			return nil
+		}, drain.RunOptions{Resume: func() (func() error, func(context.Context) error, error) {
+			return func() error {
+					close(second)
+					<-upg.stopped
+					return nil
+				}, func(context.Context) error {
+					drains.Add(1)
+					return nil
+				}, nil
+		}})
+	}()
+	recv(t, first, "the first serve")
+	if !upg.resumedCalled.Load() {
+		t.Fatal("Run did not call Resumed: the take-back stays off")
+	}
+	upg.handOver()
+	recv(t, drainStarted, "the first drain")
+	upg.takeBack()
+	recv(t, second, "the second serve, after the take-back")
+	close(drainRelease)
+	upg.Stop()
+	if err := recv(t, ran, "Run to return"); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := drains.Load(); n != 2 {
+		t.Errorf("%d drains ran, want 2", n)
+	}
+}
