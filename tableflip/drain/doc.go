@@ -53,6 +53,13 @@
 //
 //	return drain.Run(upg, func() error { return d.Serve(ln) }, d.Drain, drain.RunOptions{Logger: log})
 //
+// With RunOptions.Resume, a generation that has handed over takes the
+// service back if its successor dies while it still drains (or lingers,
+// RunOptions.Linger): Resume listens again under the same names, which
+// hands out the sockets the Upgrader still holds, and returns a new
+// server's Serve and Drain. See tableflip.Upgrader.Resumed and
+// examples/http.
+//
 // A client that has sent part of a request when the drain begins (a slow
 // client, or one whose request is on its way) is not idle: the drain waits
 // for it until its own deadline, as for a request in a handler. Set the
