@@ -66,6 +66,7 @@ func TestSystemd(t *testing.T) {
 				ports[u.port] = freePort(t)
 			}
 			ports["legacy"] = freePort(t)
+			ports["takeback"] = freePort(t)
 			stage := stageDir(t, bins, ports)
 			m := boot(t, v.name, v.tree, stage)
 			out, _ := m.systemctl("--version")
@@ -79,6 +80,7 @@ func TestSystemd(t *testing.T) {
 				})
 			}
 			t.Run("legacy-kill-HUP-unit", func(t *testing.T) { runLegacy(t, m, "127.0.0.1:"+ports["legacy"]) })
+			t.Run("takeback", func(t *testing.T) { runTakeBack(t, m, "127.0.0.1:"+ports["takeback"]) })
 			t.Logf("systemd %s: all scenarios in %v", v.name, time.Since(start).Round(time.Millisecond))
 		})
 	}
@@ -139,7 +141,7 @@ func stageDir(t *testing.T, b binaries, ports map[string]string) string {
 		}
 		s := strings.ReplaceAll(string(text), "/usr/local/bin/", "/run/tftest/bin/")
 		for from, to := range ports {
-			if from == "legacy" {
+			if from == "legacy" || from == "takeback" {
 				continue
 			}
 			s = strings.ReplaceAll(s, "127.0.0.1:"+from, "127.0.0.1:"+to)
@@ -158,6 +160,7 @@ ExecReload=/bin/kill -HUP $MAINPID
 TimeoutStopSec=60
 SyslogIdentifier=legacy
 `)
+	writeFile(t, filepath.Join(units, "takeback.service"), takeBackUnit(ports["takeback"]))
 	writeFile(t, filepath.Join(units, "tftest.target"), `[Unit]
 Description=tableflip systemd tests
 DefaultDependencies=no

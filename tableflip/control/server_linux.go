@@ -33,7 +33,7 @@ type Server struct {
 	upg    Upgrader
 	opts   Options
 	log    *zap.Logger
-	ln     *net.UnixListener
+	path   string
 	ctx    context.Context
 	cancel context.CancelFunc
 	self   generationFd
@@ -41,9 +41,10 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	older     []generationFd // older generations, maybe still draining
-	inflight  *call          // the upgrade in progress, whoever started it
-	upgraded  *Generation    // this generation has handed over to this one
+	ln        *net.UnixListener // this generation's copy of the socket
+	older     []generationFd    // older generations, maybe still draining
+	inflight  *call             // the upgrade in progress, whoever started it
+	upgraded  *Generation       // this generation has handed over to this one
 	accepting bool
 	closed    bool
 }
@@ -83,7 +84,7 @@ func Listen(ctx context.Context, upg Upgrader, path string, opts Options) (*Serv
 		self.fd.Close()
 		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
 	}
-	s := &Server{upg: upg, opts: opts, log: upg.Logger(), ln: ln, self: self}
+	s := &Server{upg: upg, opts: opts, log: upg.Logger(), path: path, ln: ln, self: self}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.older = inheritOlder(upg)
 	s.remove = upg.AddHooks(tableflip.Hooks{
@@ -91,6 +92,7 @@ func Listen(ctx context.Context, upg Upgrader, path string, opts Options) (*Serv
 		Prepare:   s.prepare,
 		Done:      s.done,
 		FinalStop: s.stopAccepting,
+		Resumed:   s.resumed,
 	})
 	return s, nil
 }
@@ -226,13 +228,36 @@ func (s *Server) start() {
 	}
 	s.accepting = true
 	s.wg.Add(1)
-	go s.accept()
+	go s.accept(s.ln)
+}
+
+// resumed serves again after a take-back (tableflip.Upgrader.Resumed): the
+// socket this generation still holds is claimed once more.
+func (s *Server) resumed(error) {
+	lc := unixtransport.ListenConfig{Mode: s.opts.Mode}
+	ln, err := lc.Listen(s.ctx, s.upg, "unix", s.path)
+	if err != nil {
+		s.log.Error("control: not serving again after the take-back", zap.String("path", s.path), zap.Error(err))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.accepting {
+		ln.Close()
+		return
+	}
+	s.ln = ln
+	s.upgraded = nil
+	s.wg.Add(1)
+	go s.accept(ln)
 }
 
 // stopAccepting closes this generation's copy of the listening socket; the
 // socket itself lives on in the next generation (the path is removed at
 // the final stop by the unix transport).
 func (s *Server) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.ln.Close()
 }
 
@@ -243,7 +268,7 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.remove()
-	s.ln.Close()
+	s.stopAccepting()
 	s.cancel()
 	s.wg.Wait()
 	s.mu.Lock()
@@ -256,12 +281,12 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) accept() {
+func (s *Server) accept(ln *net.UnixListener) {
 	defer s.wg.Done()
 	var conns sync.WaitGroup
 	defer conns.Wait()
 	for {
-		c, err := s.ln.AcceptUnix()
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			return
 		}
