@@ -384,6 +384,21 @@ func TestFaultParentKilled(t *testing.T) {
 	})
 }
 
+// startLingering starts the service with -linger, which keeps an old
+// generation alive after its drain (under this load the drain ends within
+// milliseconds of the handover), and upgrades it once.
+func startLingering(t *testing.T) (f *fault, old, child int) {
+	t.Helper()
+	f = startFault(t, "-linger", "10m")
+	old = f.srv.PID()
+	line := f.upgradeOutcome(old)
+	if !strings.Contains(line, "upgrade succeeded") {
+		t.Fatal(line)
+	}
+	child, _ = strconv.Atoi(fieldOf(line, "child_pid"))
+	return f, old, child
+}
+
 // TestFaultChildKilledAfterReady: the next generation is SIGKILLed just
 // after it became ready. The old generation, draining, takes the service
 // back: it serves again from the sockets it holds (the queued connections
@@ -391,21 +406,13 @@ func TestFaultParentKilled(t *testing.T) {
 // death. Only the requests in flight in the killed one fail.
 func TestFaultChildKilledAfterReady(t *testing.T) {
 	t.Parallel()
-	// -linger keeps the old generation alive after its drain (which,
-	// under this load, ends within milliseconds of the handover).
-	f := startFault(t, "-linger", "10m")
-	old := f.srv.PID()
-	line := f.upgradeOutcome(old)
-	if !strings.Contains(line, "upgrade succeeded") {
-		t.Fatal(line)
-	}
-	child, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f, old, child := startLingering(t)
 	from := f.srv.Stderr.Len()
 	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitExit(t, child)
-	line, _ = f.srv.Stderr.Wait(t, from, "taking the service back", strconv.Itoa(child))
+	line, _ := f.srv.Stderr.Wait(t, from, "taking the service back", strconv.Itoa(child))
 	t.Logf("old generation: %s", line)
 	if !strings.Contains(line, "\terror\t") {
 		t.Errorf("the take-back is not logged as an error: %s", line)
@@ -424,13 +431,7 @@ func TestFaultChildKilledAfterReady(t *testing.T) {
 // even by an old generation that is still there.
 func TestFaultSuccessorStopsOnPurpose(t *testing.T) {
 	t.Parallel()
-	f := startFault(t, "-linger", "10m")
-	old := f.srv.PID()
-	line := f.upgradeOutcome(old)
-	if !strings.Contains(line, "upgrade succeeded") {
-		t.Fatal(line)
-	}
-	child, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f, old, child := startLingering(t)
 	f.waitServed(child)
 	f.stopLoads(0)
 	from := f.srv.Stderr.Len()
