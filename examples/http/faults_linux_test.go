@@ -33,14 +33,6 @@ import (
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-func init() {
-	// A hung next generation is given up after the upgrade timeout of
-	// examples/http (one minute): the waits for it must be longer.
-	if loadtest.DefaultTimeout < 2*time.Minute {
-		loadtest.DefaultTimeout = 2 * time.Minute
-	}
-}
-
 // faultClients is the number of clients of each load (one with a new
 // connection per request, one keep-alive), and so the most requests that
 // can be in flight in one generation.
@@ -171,27 +163,46 @@ func (f *fault) stopLoads(max int64) {
 	}
 }
 
+// hangTimeout is the -upgrade-timeout of the hang fault: long enough for a
+// good upgrade of a race-enabled binary on a loaded machine, short against
+// the default of one minute.
+const hangTimeout = 10 * time.Second
+
 // TestFaultChildFailsInInit: a next generation that crashes, exits with an
 // error, reports an error from its init, or hangs, fails the upgrade with
 // a clear reason and costs no request; after it, the good binary upgrades.
+// The hang is given up at -upgrade-timeout, not later.
 func TestFaultChildFailsInInit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, script, reason string
+		timeout              time.Duration // -upgrade-timeout, 0 for the default
 	}{
-		// The reason names the child, not yet its signal.
-		{"crash", "kill -SEGV $$", "failed"},
-		{"exit", `echo "config invalid" >&2; exit 3`, "exit status 3"},
-		{"init error", `exec "$GOOD" "$@" -socket "$DIR/missing/http.sock"`, "missing/http.sock"},
-		// No upgrade timeout flag: the hang lasts examples/http's
-		// default of one minute, in parallel with the other tests.
-		{"hang", "exec sleep 600", "upgrade timeout"},
+		{"crash", "kill -SEGV $$", "failed", 0},
+		{"exit", `echo "config invalid" >&2; exit 3`, "exit status 3", 0},
+		{"init error", `exec "$GOOD" "$@" -socket "$DIR/missing/http.sock"`, "missing/http.sock", 0},
+		{"hang", "exec sleep 600", "upgrade timeout", hangTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := startFault(t)
+			var args []string
+			if tc.timeout > 0 {
+				args = []string{"-upgrade-timeout", tc.timeout.String()}
+			}
+			f := startFault(t, args...)
 			f.deploy(tc.script)
+			start := time.Now()
 			f.failedUpgrade(tc.reason)
+			if tc.timeout > 0 {
+				// Given up at the timeout: SIGTERM ends the hung child
+				// at once, so the failure comes well before the
+				// timeout plus the kill grace (5 s) and some slack.
+				took := time.Since(start)
+				t.Logf("given up after %v with -upgrade-timeout %v", took.Round(time.Millisecond), tc.timeout)
+				if took < tc.timeout || took > tc.timeout+15*time.Second {
+					t.Errorf("upgrade failed after %v, want between %v and %v", took, tc.timeout, tc.timeout+15*time.Second)
+				}
+			}
 			f.redeploy()
 			up, err := f.srv.Upgrade(context.Background())
 			if err != nil {

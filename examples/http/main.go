@@ -12,6 +12,10 @@
 // Its flags and its answer are a stable contract that tests and the demo
 // (examples/demo) rely on: -addr, -pidfile, -socket, and "pid=<pid>" in
 // the body of GET /.
+//
+// -upgrade-timeout bounds how long an upgrade waits for the next
+// generation to become ready before it gives up and serves on (0, the
+// default, is tableflip's: one minute).
 package main
 
 import (
@@ -34,6 +38,9 @@ import (
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
 )
 
+// upgradeTimeout is -upgrade-timeout: Options.UpgradeTimeout.
+var upgradeTimeout = flag.Duration("upgrade-timeout", 0, "give up on a next generation not ready within this `duration` (0: tableflip's default, 1m)")
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on the unix socket at this `path` instead of -addr")
@@ -55,7 +62,7 @@ func main() {
 }
 
 func run(log *zap.Logger, addr, socket, pidFile, controlPath string) error {
-	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
+	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log, UpgradeTimeout: *upgradeTimeout})
 	if err != nil {
 		return err
 	}
