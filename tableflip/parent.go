@@ -232,7 +232,7 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	// itself instead of hanging until SIGKILL.
 	conn.Close()
 	c.kill(u.opts.KillGrace)
-	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Err: err}
+	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state), Err: err}
 	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
 		ce.TimedOut = true
 		ce.silent = !c.spoke

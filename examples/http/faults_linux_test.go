@@ -178,7 +178,7 @@ func TestFaultChildFailsInInit(t *testing.T) {
 		name, script, reason string
 		timeout              time.Duration // -upgrade-timeout, 0 for the default
 	}{
-		{"crash", "kill -SEGV $$", "failed", 0},
+		{"crash", "kill -SEGV $$", "killed by signal SIGSEGV: segmentation fault", 0},
 		{"exit", `echo "config invalid" >&2; exit 3`, "exit status 3", 0},
 		{"init error", `exec "$GOOD" "$@" -socket "$DIR/missing/http.sock"`, "missing/http.sock", 0},
 		{"hang", "exec sleep 600", "upgrade timeout", hangTimeout},
