@@ -428,6 +428,36 @@ func TestFaultChildKilledAfterReady(t *testing.T) {
 	f.srv.StopClean(t)
 }
 
+// TestFaultDeletedBinary: the binary the service was started from is
+// removed (a deploy that deleted it instead of replacing it). The next
+// generation runs the old image again: the upgrade works and costs no
+// request, and the log warns that it changed nothing, naming the path that
+// is gone.
+func TestFaultDeletedBinary(t *testing.T) {
+	t.Parallel()
+	f := startFault(t)
+	if err := os.Remove(f.bin); err != nil {
+		t.Fatal(err)
+	}
+	old := f.srv.PID()
+	from := f.srv.Stderr.Len()
+	line := f.upgradeOutcome(old)
+	if !strings.Contains(line, "upgrade succeeded") {
+		t.Fatalf("upgrade: %s", line)
+	}
+	warn, _ := f.srv.Stderr.Wait(t, from, "executable gone")
+	t.Logf("old generation: %s", warn)
+	for _, want := range []string{"warn", "does not change the version", `"path": "` + f.bin + `"`, "no such file or directory"} {
+		if !strings.Contains(warn, want) {
+			t.Errorf("the warning does not say %q", want)
+		}
+	}
+	child, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f.waitServed(child)
+	f.stopLoads(0)
+	f.srv.StopClean(t)
+}
+
 // TestFaultStrayEnvironment: a process started with a TABLEFLIP_HANDOFF
 // that no parent set (garbage, a number that is no descriptor, a regular
 // file, a socket nobody holds the other end of) refuses to start at once,
