@@ -7,11 +7,13 @@ package tableflip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,6 +46,9 @@ func (u *Upgrader) readHandoff(hc *handoffConn) error {
 	}
 	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: 1}), nil); err != nil {
 		hc.Close()
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			err = fmt.Errorf("%w: %s names a socket with nothing at the other end: no parent is waiting for this process (a stray %s in the environment?): %w", ErrProtocol, handoffEnv, handoffEnv, err)
+		}
 		return err
 	}
 	f, err := hc.readFrame()
