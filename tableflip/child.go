@@ -259,6 +259,16 @@ func (u *Upgrader) becomeReady() ([]*entry, []registeredHooks, error) {
 			return nil, nil, fmt.Errorf("tableflip: read state from parent: %w", err)
 		}
 	}
+	if u.parent != nil {
+		// A generation that could not accept once committed would be
+		// an outage; its parent can serve on. (Without a parent there is
+		// nobody to serve on: a first generation starts as it can.)
+		if err := checkFdReserve(u.parent); err != nil {
+			u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return nil, nil, err
+		}
+	}
 	undoPIDFile := func() {}
 	if u.opts.PIDFile != "" {
 		undo, err := writePIDFile(u.opts.PIDFile, os.Getpid())

@@ -35,6 +35,10 @@ var (
 	// ErrUnknownTransport is returned for an address whose scheme no
 	// registered transport handles.
 	ErrUnknownTransport = errors.New("tableflip: unknown transport")
+	// ErrFewDescriptors is returned by the Ready of a new generation that
+	// has fewer than 16 file descriptors free under its RLIMIT_NOFILE: it
+	// would take over and then fail to accept. Its parent serves on.
+	ErrFewDescriptors = errors.New("tableflip: too few file descriptors left")
 )
 
 // versionError reports a child and a parent that speak different versions

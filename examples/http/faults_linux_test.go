@@ -218,19 +218,20 @@ func TestFaultChildFailsInInit(t *testing.T) {
 // TestFaultEMFILE: next generations that may hold only 8, 10 or 12
 // descriptors (a hard limit, which Go cannot raise) fail before the commit:
 // the Go runtime cannot start, or receiving the handoff or listening hits
-// EMFILE. No request fails: they accept nothing before the commit. Then a
-// generation with 256 descriptors takes over and serves.
-//
-// (A generation given just enough descriptors to become ready, 14 here,
-// commits and then cannot accept a single connection: see the report of
-// issue 11. That band is left out: it is an outage, not a fault that the
-// handoff can absorb.)
+// EMFILE. Those given 14, 16 or 20 get through to Ready, which would leave
+// them too few to accept: Ready refuses, saying so. No request fails: they
+// accept nothing before the commit. Then a generation with 256 descriptors
+// takes over and serves.
 func TestFaultEMFILE(t *testing.T) {
 	t.Parallel()
 	f := startFault(t)
 	for _, n := range []int{8, 10, 12} {
 		f.deploy(fmt.Sprintf(`exec prlimit --nofile=%d:%d "$GOOD" "$@"`, n, n))
 		f.failedUpgrade("failed")
+	}
+	for _, n := range []int{14, 16, 20} {
+		f.deploy(fmt.Sprintf(`exec prlimit --nofile=%d:%d "$GOOD" "$@"`, n, n))
+		f.failedUpgrade(fmt.Sprintf("free under the limit of %d (RLIMIT_NOFILE), and a new generation needs 16", n))
 	}
 	f.deploy(`exec prlimit --nofile=256:256 "$GOOD" "$@"`)
 	up, err := f.srv.Upgrade(context.Background())
