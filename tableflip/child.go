@@ -7,11 +7,13 @@ package tableflip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,6 +46,9 @@ func (u *Upgrader) readHandoff(hc *handoffConn) error {
 	}
 	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: 1}), nil); err != nil {
 		hc.Close()
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+			err = fmt.Errorf("%w: %s names a socket with nothing at the other end: no parent is waiting for this process (a stray %s in the environment?): %w", ErrProtocol, handoffEnv, handoffEnv, err)
+		}
 		return err
 	}
 	f, err := hc.readFrame()
@@ -252,6 +257,16 @@ func (u *Upgrader) becomeReady() ([]*entry, []registeredHooks, error) {
 		// the parent of its own errors.
 		if _, err := io.Copy(io.Discard, u.stateR); err != nil {
 			return nil, nil, fmt.Errorf("tableflip: read state from parent: %w", err)
+		}
+	}
+	if u.parent != nil {
+		// A generation that could not accept once committed would be
+		// an outage; its parent can serve on. (Without a parent there is
+		// nobody to serve on: a first generation starts as it can.)
+		if err := checkFdReserve(u.parent); err != nil {
+			u.parent.writeFrame(frameFail, []byte(err.Error()), nil)
+			u.log.Error("ready failed", zap.Int("pid", os.Getpid()), zap.Error(err))
+			return nil, nil, err
 		}
 	}
 	undoPIDFile := func() {}

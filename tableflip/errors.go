@@ -3,6 +3,7 @@ package tableflip
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Sentinel errors. Every error the package returns wraps one of these or is
@@ -34,6 +35,10 @@ var (
 	// ErrUnknownTransport is returned for an address whose scheme no
 	// registered transport handles.
 	ErrUnknownTransport = errors.New("tableflip: unknown transport")
+	// ErrFewDescriptors is returned by the Ready of a new generation that
+	// has fewer than 16 file descriptors free under its RLIMIT_NOFILE: it
+	// would take over and then fail to accept. Its parent serves on.
+	ErrFewDescriptors = errors.New("tableflip: too few file descriptors left")
 )
 
 // versionError reports a child and a parent that speak different versions
@@ -62,6 +67,10 @@ type ChildError struct {
 	// ExitStatus is the child's exit status when it exited on its own
 	// (-1 when it was killed by a signal or did not exit on its own).
 	ExitStatus int
+	// Signal is the signal that killed the child, 0 when it exited on
+	// its own. After a timeout it is this generation's own SIGTERM or
+	// SIGKILL, which the message leaves out.
+	Signal syscall.Signal
 	// TimedOut is true when the child did not answer before the upgrade
 	// timeout and was killed.
 	TimedOut bool
@@ -85,8 +94,11 @@ func (e *ChildError) Error() string {
 	case e.TimedOut:
 		msg += ": not ready before the upgrade timeout"
 	}
-	if e.ExitStatus >= 0 {
+	switch {
+	case e.ExitStatus >= 0:
 		msg += fmt.Sprintf(" (exit status %d)", e.ExitStatus)
+	case e.Signal != 0 && !e.TimedOut:
+		msg += " (killed by signal " + signalName(e.Signal) + ")"
 	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()

@@ -195,7 +195,7 @@ func (u *Upgrader) watchSuccessor(c *childProc) {
 // without leaving. If this generation may take the service back, it does,
 // and returns the hooks to run and the successor's error.
 func (u *Upgrader) takeBackFrom(c *childProc) ([]registeredHooks, *ChildError) {
-	ce := &ChildError{Pid: c.cmd.Process.Pid, Reason: "exited after it took over", ExitStatus: exitStatus(c.state)}
+	ce := &ChildError{Pid: c.cmd.Process.Pid, Reason: "exited after it took over", ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state)}
 	if u.s.state != stateUpgraded || u.s.stopping || u.s.child != c {
 		return nil, nil
 	}
@@ -315,7 +315,7 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	// itself instead of hanging until SIGKILL.
 	conn.Close()
 	c.kill(u.opts.KillGrace)
-	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Err: err}
+	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state), Err: err}
 	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
 		ce.TimedOut = true
 		ce.silent = !c.spoke
@@ -478,7 +478,7 @@ func (w *stateWriter) flush() error {
 // executable, looked up again now so that a binary replaced on disk is the
 // one that starts; then Options.Next may change it.
 func (u *Upgrader) nextCmd(ctx context.Context) (*exec.Cmd, error) {
-	path := executablePath(u.exe)
+	path, gone := executablePath(u.exe)
 	cmd := &exec.Cmd{
 		Path:   path,
 		Args:   slices.Clone(os.Args),
@@ -487,44 +487,56 @@ func (u *Upgrader) nextCmd(ctx context.Context) (*exec.Cmd, error) {
 		Stdout: os.Stdout,
 		Stderr: os.Stderr,
 	}
-	if u.opts.Next == nil {
-		return cmd, nil
+	if u.opts.Next != nil {
+		if err := u.opts.Next(ctx, cmd); err != nil {
+			return nil, fmt.Errorf("tableflip: Options.Next: %w", err)
+		}
+		if cmd.Path == "" {
+			return nil, errors.New("tableflip: Options.Next left an empty Path")
+		}
+		if len(cmd.Args) == 0 {
+			cmd.Args = []string{cmd.Path}
+		}
+		if cmd.Env == nil {
+			cmd.Env = os.Environ() // as with os/exec: nil means this process's environment
+		}
+		cmd.Env = childEnv(cmd.Env)
 	}
-	if err := u.opts.Next(ctx, cmd); err != nil {
-		return nil, fmt.Errorf("tableflip: Options.Next: %w", err)
+	if gone != nil && cmd.Path == selfExe {
+		// Not an error (go run deletes its build, and this is how such
+		// a service upgrades at all), but a deploy that removed the
+		// binary instead of replacing it deploys nothing: say so.
+		u.log.Warn("executable gone: the next generation runs this generation's image again, the upgrade does not change the version",
+			zap.Int("pid", os.Getpid()), zap.String("path", u.exe), zap.NamedError("cause", gone))
 	}
-	if cmd.Path == "" {
-		return nil, errors.New("tableflip: Options.Next left an empty Path")
-	}
-	if len(cmd.Args) == 0 {
-		cmd.Args = []string{cmd.Path}
-	}
-	if cmd.Env == nil {
-		cmd.Env = os.Environ() // as with os/exec: nil means this process's environment
-	}
-	cmd.Env = childEnv(cmd.Env)
 	return cmd, nil
 }
+
+// selfExe is the running image, on Linux.
+const selfExe = "/proc/self/exe"
 
 // executablePath is the next version's binary: whatever is at the path this
 // process was started from, now. That is the binary a deploy put there,
 // whether it renamed the new file over the old one or moved the old one
 // aside first. When nothing is there any more (`go run` removes its build
 // directory once the first generation exits), Linux can still exec the
-// running image through /proc/self/exe.
-func executablePath(started string) string {
-	if started != "" {
-		if _, err := os.Stat(started); err == nil {
-			return started
-		}
+// running image through /proc/self/exe; gone says why started was not
+// used.
+func executablePath(started string) (path string, gone error) {
+	if started == "" {
+		gone = errors.New("the path this process was started from is unknown")
+	} else if _, err := os.Stat(started); err != nil {
+		gone = err
+	} else {
+		return started, nil
 	}
 	if runtime.GOOS == "linux" {
-		return "/proc/self/exe"
+		return selfExe, gone
 	}
 	if started != "" {
-		return started
+		return started, gone
 	}
-	return os.Args[0]
+	return os.Args[0], gone
 }
 
 // childEnv drops the variables that describe this process's own start: the

@@ -33,14 +33,6 @@ import (
 	"github.com/tableflip-go/tableflip/internal/loadtest/exampletest"
 )
 
-func init() {
-	// A hung next generation is given up after the upgrade timeout of
-	// examples/http (one minute): the waits for it must be longer.
-	if loadtest.DefaultTimeout < 2*time.Minute {
-		loadtest.DefaultTimeout = 2 * time.Minute
-	}
-}
-
 // faultClients is the number of clients of each load (one with a new
 // connection per request, one keep-alive), and so the most requests that
 // can be in flight in one generation.
@@ -171,27 +163,46 @@ func (f *fault) stopLoads(max int64) {
 	}
 }
 
+// hangTimeout is the -upgrade-timeout of the hang fault: long enough for a
+// good upgrade of a race-enabled binary on a loaded machine, short against
+// the default of one minute.
+const hangTimeout = 10 * time.Second
+
 // TestFaultChildFailsInInit: a next generation that crashes, exits with an
 // error, reports an error from its init, or hangs, fails the upgrade with
 // a clear reason and costs no request; after it, the good binary upgrades.
+// The hang is given up at -upgrade-timeout, not later.
 func TestFaultChildFailsInInit(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, script, reason string
+		timeout              time.Duration // -upgrade-timeout, 0 for the default
 	}{
-		// The reason names the child, not yet its signal.
-		{"crash", "kill -SEGV $$", "failed"},
-		{"exit", `echo "config invalid" >&2; exit 3`, "exit status 3"},
-		{"init error", `exec "$GOOD" "$@" -socket "$DIR/missing/http.sock"`, "missing/http.sock"},
-		// No upgrade timeout flag: the hang lasts examples/http's
-		// default of one minute, in parallel with the other tests.
-		{"hang", "exec sleep 600", "upgrade timeout"},
+		{"crash", "kill -SEGV $$", "killed by signal SIGSEGV: segmentation fault", 0},
+		{"exit", `echo "config invalid" >&2; exit 3`, "exit status 3", 0},
+		{"init error", `exec "$GOOD" "$@" -socket "$DIR/missing/http.sock"`, "missing/http.sock", 0},
+		{"hang", "exec sleep 600", "upgrade timeout", hangTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := startFault(t)
+			var args []string
+			if tc.timeout > 0 {
+				args = []string{"-upgrade-timeout", tc.timeout.String()}
+			}
+			f := startFault(t, args...)
 			f.deploy(tc.script)
+			start := time.Now()
 			f.failedUpgrade(tc.reason)
+			if tc.timeout > 0 {
+				// Given up at the timeout: SIGTERM ends the hung child
+				// at once, so the failure comes well before the
+				// timeout plus the kill grace (5 s) and some slack.
+				took := time.Since(start)
+				t.Logf("given up after %v with -upgrade-timeout %v", took.Round(time.Millisecond), tc.timeout)
+				if took < tc.timeout || took > tc.timeout+15*time.Second {
+					t.Errorf("upgrade failed after %v, want between %v and %v", took, tc.timeout, tc.timeout+15*time.Second)
+				}
+			}
 			f.redeploy()
 			up, err := f.srv.Upgrade(context.Background())
 			if err != nil {
@@ -207,19 +218,20 @@ func TestFaultChildFailsInInit(t *testing.T) {
 // TestFaultEMFILE: next generations that may hold only 8, 10 or 12
 // descriptors (a hard limit, which Go cannot raise) fail before the commit:
 // the Go runtime cannot start, or receiving the handoff or listening hits
-// EMFILE. No request fails: they accept nothing before the commit. Then a
-// generation with 256 descriptors takes over and serves.
-//
-// (A generation given just enough descriptors to become ready, 14 here,
-// commits and then cannot accept a single connection: see the report of
-// issue 11. That band is left out: it is an outage, not a fault that the
-// handoff can absorb.)
+// EMFILE. Those given 14, 16 or 20 get through to Ready, which would leave
+// them too few to accept: Ready refuses, saying so. No request fails: they
+// accept nothing before the commit. Then a generation with 256 descriptors
+// takes over and serves.
 func TestFaultEMFILE(t *testing.T) {
 	t.Parallel()
 	f := startFault(t)
 	for _, n := range []int{8, 10, 12} {
 		f.deploy(fmt.Sprintf(`exec prlimit --nofile=%d:%d "$GOOD" "$@"`, n, n))
 		f.failedUpgrade("failed")
+	}
+	for _, n := range []int{14, 16, 20} {
+		f.deploy(fmt.Sprintf(`exec prlimit --nofile=%d:%d "$GOOD" "$@"`, n, n))
+		f.failedUpgrade(fmt.Sprintf("free under the limit of %d (RLIMIT_NOFILE), and a new generation needs 16", n))
 	}
 	f.deploy(`exec prlimit --nofile=256:256 "$GOOD" "$@"`)
 	up, err := f.srv.Upgrade(context.Background())
@@ -414,8 +426,8 @@ func TestFaultChildKilledAfterReady(t *testing.T) {
 	waitExit(t, child)
 	line, _ := f.srv.Stderr.Wait(t, from, "taking the service back", strconv.Itoa(child))
 	t.Logf("old generation: %s", line)
-	if !strings.Contains(line, "\terror\t") {
-		t.Errorf("the take-back is not logged as an error: %s", line)
+	if !strings.Contains(line, "\terror\t") || !strings.Contains(line, "killed by signal SIGKILL") {
+		t.Errorf("the take-back is not logged as an error naming the signal: %s", line)
 	}
 	if got := waitPIDFileIs(t, f.srv.PIDFile, old); got != old {
 		t.Fatalf("pid file names %d, want the old generation %d back", got, old)
@@ -447,6 +459,36 @@ func TestFaultSuccessorStopsOnPurpose(t *testing.T) {
 	}
 }
 
+// TestFaultDeletedBinary: the binary the service was started from is
+// removed (a deploy that deleted it instead of replacing it). The next
+// generation runs the old image again: the upgrade works and costs no
+// request, and the log warns that it changed nothing, naming the path that
+// is gone.
+func TestFaultDeletedBinary(t *testing.T) {
+	t.Parallel()
+	f := startFault(t)
+	if err := os.Remove(f.bin); err != nil {
+		t.Fatal(err)
+	}
+	old := f.srv.PID()
+	from := f.srv.Stderr.Len()
+	line := f.upgradeOutcome(old)
+	if !strings.Contains(line, "upgrade succeeded") {
+		t.Fatalf("upgrade: %s", line)
+	}
+	warn, _ := f.srv.Stderr.Wait(t, from, "executable gone")
+	t.Logf("old generation: %s", warn)
+	for _, want := range []string{"warn", "does not change the version", `"path": "` + f.bin + `"`, "no such file or directory"} {
+		if !strings.Contains(warn, want) {
+			t.Errorf("the warning does not say %q", want)
+		}
+	}
+	child, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f.waitServed(child)
+	f.stopLoads(0)
+	f.srv.StopClean(t)
+}
+
 // TestFaultStrayEnvironment: a process started with a TABLEFLIP_HANDOFF
 // that no parent set (garbage, a number that is no descriptor, a regular
 // file, a socket nobody holds the other end of) refuses to start at once,
@@ -472,14 +514,13 @@ func TestFaultStrayEnvironment(t *testing.T) {
 	for _, tc := range []struct {
 		name, value string
 		extra       *os.File
-		unclear     bool // the refusal does not say what is wrong yet
+		want        string // what the refusal says, besides the variable's name
 	}{
-		{"garbage", "yes please", nil, false},
-		{"negative", "-1", nil, false},
-		{"no such descriptor", "77", nil, false},
-		{"regular file", "3", file, false},
-		// Its message today: "send frame 'H': ... broken pipe".
-		{"socket with nobody at the other end", "3", sock, true},
+		{"garbage", "yes please", nil, "not a file descriptor number"},
+		{"negative", "-1", nil, "not a file descriptor number"},
+		{"no such descriptor", "77", nil, "not a socket"},
+		{"regular file", "3", file, "not a socket"},
+		{"socket with nobody at the other end", "3", sock, "nothing at the other end: no parent is waiting"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), loadtest.DefaultTimeout)
 		cmd := program.Command(ctx, "-addr", "127.0.0.1:0")
@@ -500,7 +541,7 @@ func TestFaultStrayEnvironment(t *testing.T) {
 			t.Errorf("%s: %v, want a non-zero exit; output:\n%s", tc.name, err, out)
 			continue
 		}
-		if !tc.unclear && !strings.Contains(string(out), "TABLEFLIP_HANDOFF") {
+		if !strings.Contains(string(out), "TABLEFLIP_HANDOFF") || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%s: unclear refusal:\n%s", tc.name, out)
 		}
 		t.Logf("%s: refused in %v: %s", tc.name, time.Since(start).Round(time.Millisecond), lastLine(out))

@@ -17,6 +17,10 @@
 // successor dies while it still drains, or within -linger after its drain:
 // it serves again on the sockets it still holds, and names itself in the
 // PID file again.
+//
+// -upgrade-timeout bounds how long an upgrade waits for the next
+// generation to become ready before it gives up and serves on (0, the
+// default, is tableflip's: one minute).
 package main
 
 import (
@@ -38,6 +42,9 @@ import (
 	"github.com/tableflip-go/tableflip/transport/tcp"
 	_ "github.com/tableflip-go/tableflip/transport/unix" // registers "unix://"
 )
+
+// upgradeTimeout is -upgrade-timeout: Options.UpgradeTimeout.
+var upgradeTimeout = flag.Duration("upgrade-timeout", 0, "give up on a next generation not ready within this `duration` (0: tableflip's default, 1m)")
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "serve HTTP on this TCP `host:port`")
@@ -61,7 +68,7 @@ func main() {
 }
 
 func run(log *zap.Logger, addr, socket, pidFile, controlPath string, linger time.Duration) error {
-	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log})
+	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, Logger: log, UpgradeTimeout: *upgradeTimeout})
 	if err != nil {
 		return err
 	}

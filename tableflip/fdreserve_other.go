@@ -1,0 +1,5 @@
+//go:build !unix
+
+package tableflip
+
+func checkFdReserve(*handoffConn) error { return nil }
