@@ -113,6 +113,13 @@ func writePIDFile(path string, pid int) (undo func(), err error) {
 
 func pidBytes(pid int) []byte { return []byte(strconv.Itoa(pid) + "\n") }
 
+// writeFileAtomic replaces path by rename, so that a reader sees the old
+// content or the new, never a part. It does not fsync: a PID file is
+// advisory, lives on /run (tmpfs) or the like, and names a process that a
+// power cut ends anyway, so durability buys nothing. The flush, though,
+// was a disk write on the path from SIGHUP to ready (the child writes the
+// PID file before it tells its parent it is ready): 11 to 67 ms under load
+// in bench/analysis.md's trace, against well under one for the rename.
 func writeFileAtomic(path string, data []byte) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -125,9 +132,6 @@ func writeFileAtomic(path string, data []byte) error {
 	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
