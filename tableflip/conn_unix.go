@@ -28,6 +28,7 @@ type handoffConn struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+	cut  error // the error of a frame cut short
 
 	closeOnce sync.Once
 	closeErr  error
@@ -72,22 +73,35 @@ func (h *handoffConn) readFiles() (frame, []int, error) {
 	return f, fds, nil
 }
 
-// writeFrame sends one frame with fds attached.
+// writeFrame sends one frame with fds attached. Once a frame has been cut
+// short (its write failed after part of it went out), every later frame
+// fails too: the peer could only misread what followed.
 func (h *handoffConn) writeFrame(typ byte, payload []byte, fds []int) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
+	if h.cut != nil {
+		return h.cut
+	}
 	h.wbuf = appendFrame(h.wbuf[:0], typ, len(fds), payload)
 	b := h.wbuf
 	if len(fds) > 0 {
 		n, _, err := h.c.WriteMsgUnix(b, unix.UnixRights(fds...), nil)
 		if err != nil {
-			return fmt.Errorf("tableflip: send %d files: %w", len(fds), err)
+			err = fmt.Errorf("tableflip: send %d files: %w", len(fds), err)
+			if n > 0 {
+				h.cut = err
+			}
+			return err
 		}
 		b = b[n:]
 	}
 	if len(b) > 0 {
-		if _, err := h.c.Write(b); err != nil {
-			return fmt.Errorf("tableflip: send frame %q: %w", typ, err)
+		if n, err := h.c.Write(b); err != nil {
+			err = fmt.Errorf("tableflip: send frame %q: %w", typ, err)
+			if n > 0 || len(b) < len(h.wbuf) {
+				h.cut = err
+			}
+			return err
 		}
 	}
 	return nil

@@ -64,6 +64,25 @@ func fakeChildMain() int {
 		// 250 files (copies of stdin) where the parent expects a hello.
 		fds := make([]int, 250)
 		unix.Sendmsg(3, rawFrame('F', len(fds), nil), unix.UnixRights(fds...), nil, 0)
+	case "hello-last":
+		// Everything the parent sends, up to its end frame, before this
+		// child says hello: a parent that waited for the hello first
+		// would wait until its timeout.
+		var seen []byte
+		for {
+			typ, _, err := readRawFrame(f)
+			if err != nil {
+				fmt.Printf("FAKECHILD pid=%d err=%v seen=%s\n", os.Getpid(), err, seen)
+				return 1
+			}
+			seen = append(seen, typ)
+			if typ == 'E' {
+				break
+			}
+		}
+		f.Write(rawHello(1, os.Getpid(), 1))
+		f.Write(rawFrame('X', 0, []byte("got "+string(seen)+" before my hello")))
+		return 0
 	case "wait":
 		// A correct child until the parent's end frame; then it waits
 		// for the parent's next word.

@@ -46,6 +46,23 @@ func TestLyingChild(t *testing.T) {
 	s.mustUpgrade()
 }
 
+// The parent sends its hello, the files, the state and the end frame
+// without waiting for the child's hello, so that a busy parent's wake-up is
+// not on the child's path to its files; the child's hello is still read
+// and checked (TestLyingChild).
+func TestParentSendsBeforeChildHello(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "TFTEST_TIMEOUT=30s", "TFTEST_STATE_SIZE=100")
+	answer, _ := s.upgrade("fake-hello-last")
+	if !strings.HasPrefix(answer, "childerr ") || !strings.Contains(answer, `reason="got HFSE before my hello"`) {
+		t.Fatalf("Upgrade answered %q, want the child's reason: it got hello, files, state and end before its hello\n%s", answer, s.p.Output())
+	}
+	if got := s.get("/"); !strings.HasPrefix(got, fmt.Sprintf("pid=%d ", s.pid)) {
+		t.Fatalf("the parent stopped serving: %q", got)
+	}
+	s.mustUpgrade()
+}
+
 // Files a child attaches to a frame that carries none are closed: a child
 // cannot make the old generation leak descriptors.
 func TestChildSendsUnaskedFiles(t *testing.T) {

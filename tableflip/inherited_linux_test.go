@@ -27,11 +27,13 @@ func handoffInProcess(t *testing.T, parent *Upgrader) *Upgrader {
 	}
 	sent := make(chan error, 1)
 	go func() {
-		if _, err := pc.readFrame(); err != nil { // the child's hello
+		// As handoff does: send first, the child's hello is read after.
+		if err := parent.send(context.Background(), pc, &Handoff{generation: 2}, func() bool { return false }); err != nil {
 			sent <- err
 			return
 		}
-		sent <- parent.send(context.Background(), pc, &Handoff{generation: 2})
+		_, err := pc.readFrame() // the child's hello
+		sent <- err
 	}()
 	child := newUpgrader(Options{})
 	if err := child.readHandoff(newHandoffConn(c.(*net.UnixConn))); err != nil {

@@ -343,31 +343,51 @@ func exitStatus(ps *os.ProcessState) int {
 
 // handoff speaks the parent's side of the protocol. It returns the child's
 // own reason when the child reported a failure.
+//
+// It does not wait for the child's hello before it sends its own, the
+// files and the state: they are queued on the socket while the child
+// starts, and the child reads them right after it has written its hello,
+// so that a busy parent's wake-up is not on the child's path to its files.
+// The child's hello is read meanwhile, and checked as before: a child that
+// fails, exits or speaks another version is refused with the same errors,
+// and sending stops at the next frame once its hello (or its silence) has
+// ruled it out.
 func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (string, error) {
 	hc := c.conn
-	f, err := hc.readFrame()
-	if err != nil {
-		return "", fmt.Errorf("read child hello: %w", err)
+	ch := readChildHello(hc)
+	serr := u.send(ctx, hc, h, ch.refused)
+	if serr != nil && !peerGone(serr) && !errors.Is(serr, errChildRefused) {
+		// Our own failure (a record, the state): the child's hello
+		// cannot change the answer, so stop waiting for it. Only the
+		// read side: the caller may still write the child a fail frame.
+		hc.c.SetReadDeadline(time.Unix(1, 0))
+		<-ch.done
+		c.spoke = ch.err == nil
+		return "", serr
+	}
+	<-ch.done // bounded: the child answers, exits, or ctx sets the deadline
+	if ch.err != nil {
+		return "", fmt.Errorf("read child hello: %w", ch.err)
 	}
 	c.spoke = true
-	if f.typ == frameFail {
-		return string(f.payload), nil
+	if ch.f.typ == frameFail {
+		return string(ch.f.payload), nil
 	}
-	if _, err := decodeHello(f); err != nil {
-		hc.writeFrame(frameFail, []byte(err.Error()), nil)
-		return "", err
+	if ch.herr != nil {
+		// Sending stopped at a frame boundary, or the stream is broken
+		// and writeFrame refuses to add to it.
+		hc.writeFrame(frameFail, []byte(ch.herr.Error()), nil)
+		return "", ch.herr
 	}
-	if err := u.send(ctx, hc, h); err != nil {
-		if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
-			// The child gave up and went away while we wrote: its
-			// reason, if it gave one, is waiting to be read.
-			if f, rerr := hc.readFrame(); rerr == nil && f.typ == frameFail {
-				return string(f.payload), nil
-			}
+	if serr != nil {
+		// The child gave up and went away while we wrote: its reason,
+		// if it gave one, is waiting to be read.
+		if f, rerr := hc.readFrame(); rerr == nil && f.typ == frameFail {
+			return string(f.payload), nil
 		}
-		return "", err
+		return "", serr
 	}
-	f, err = hc.readFrame()
+	f, err := hc.readFrame()
 	switch {
 	case err == io.EOF:
 		return "", fmt.Errorf("child closed the handoff before it was ready: %w", err)
@@ -381,20 +401,67 @@ func (u *Upgrader) handoff(ctx context.Context, c *childProc, h *Handoff) (strin
 	return "", protoErr("child sent frame %q, want ready or fail", f.typ)
 }
 
-// send writes everything the child gets: hello, files, state, end.
-func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff) error {
+// errChildRefused stops a send whose child has been ruled out meanwhile.
+var errChildRefused = errors.New("tableflip: child refused")
+
+// peerGone tells the errors of a write to a child that has closed its end.
+func peerGone(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// childHello is the child's first frame, read on a goroutine of its own
+// while the parent sends; its fields are set when done is closed.
+type childHello struct {
+	done chan struct{}
+	f    frame
+	err  error // the read's
+	herr error // the hello's: refused
+}
+
+func readChildHello(hc *handoffConn) *childHello {
+	ch := &childHello{done: make(chan struct{})}
+	go func() {
+		defer close(ch.done)
+		ch.f, ch.err = hc.readFrame()
+		if ch.err == nil && ch.f.typ != frameFail {
+			_, ch.herr = decodeHello(ch.f)
+		}
+	}()
+	return ch
+}
+
+// refused reports, without waiting, whether the child is ruled out: it
+// failed, went away or sent a hello we refuse.
+func (ch *childHello) refused() bool {
+	select {
+	case <-ch.done:
+		return ch.err != nil || ch.f.typ == frameFail || ch.herr != nil
+	default:
+		return false
+	}
+}
+
+// send writes everything the child gets: hello, files, state, end. It
+// stops with errChildRefused before any frame once refused says so.
+func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff, refused func() bool) error {
 	if err := hc.writeFrame(frameHello, encodeHello(hello{version: protocolVersion, pid: os.Getpid(), generation: u.generation}), nil); err != nil {
 		return err
 	}
-	total, err := u.sendFiles(hc, h)
+	total, err := u.sendFiles(hc, h, refused)
 	if err != nil {
 		return err
 	}
 	if u.opts.SaveState != nil {
-		w := &stateWriter{hc: hc}
+		if refused() {
+			return errChildRefused
+		}
+		w := &stateWriter{hc: hc, refused: refused}
 		err := u.opts.SaveState(ctx, w)
 		if err == nil {
 			err = w.flush()
+		}
+		if errors.Is(err, errChildRefused) {
+			return errChildRefused
 		}
 		if err != nil {
 			err = fmt.Errorf("tableflip: save state: %w", err)
@@ -402,12 +469,15 @@ func (u *Upgrader) send(ctx context.Context, hc *handoffConn, h *Handoff) error 
 			return err
 		}
 	}
+	if refused() {
+		return errChildRefused
+	}
 	return hc.writeEnd(total)
 }
 
 // sendFiles sends every passed file, and this upgrade's extra files, in
 // batches the kernel accepts in one message.
-func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
+func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff, refused func() bool) (int, error) {
 	all := u.filesToSend(h)
 
 	var (
@@ -417,6 +487,9 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 	flush := func() error {
 		if len(fds) == 0 {
 			return nil
+		}
+		if refused() {
+			return errChildRefused
 		}
 		err := hc.writeFrame(frameFiles, payload, fds)
 		payload, fds = payload[:0], fds[:0]
@@ -446,8 +519,9 @@ func (u *Upgrader) sendFiles(hc *handoffConn, h *Handoff) (int, error) {
 
 // stateWriter cuts the application's state into state frames.
 type stateWriter struct {
-	hc  *handoffConn
-	buf []byte
+	hc      *handoffConn
+	buf     []byte
+	refused func() bool
 }
 
 func (w *stateWriter) Write(p []byte) (int, error) {
@@ -468,6 +542,9 @@ func (w *stateWriter) Write(p []byte) (int, error) {
 func (w *stateWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if w.refused() {
+		return errChildRefused
 	}
 	err := w.hc.writeFrame(frameState, w.buf, nil)
 	w.buf = w.buf[:0]
