@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package tableflip
 
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A frame cut short (its write timed out after part of it went out) ends
@@ -22,16 +24,31 @@ func TestWriteAfterCutFrameFails(t *testing.T) {
 	defer pc.Close()
 	defer childEnd.Close() // nobody reads: the socket buffer fills
 
-	pc.c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-	big := make([]byte, maxFramePayload)
-	err = pc.writeFrame(frameState, big, nil)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("a 1 MiB frame nobody reads: %v, want a timeout", err)
+	// 1 MiB does not fit in a socket buffer: the write blocks part way.
+	written := make(chan error, 1)
+	go func() { written <- pc.writeFrame(frameState, make([]byte, maxFramePayload), nil) }()
+	rc, err := childEnd.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	for deadline := time.Now().Add(time.Minute); queued == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the frame's first bytes never arrived")
+		}
+		rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		if queued == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	pc.c.SetWriteDeadline(time.Unix(1, 0)) // cut it
+	if err := <-written; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the interrupted write: %v, want a timeout", err)
 	}
 	// Without the cut, this write would time out too, on its own frame.
-	pc.c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-	err2 := pc.writeFrame(frameFail, []byte("why"), nil)
-	if err2 == nil || !strings.Contains(err2.Error(), "send frame 'S'") {
-		t.Fatalf("a frame after the cut one: %v, want the cut frame's error", err2)
+	pc.c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	err = pc.writeFrame(frameFail, []byte("why"), nil)
+	if err == nil || !strings.Contains(err.Error(), "send frame 'S'") {
+		t.Fatalf("a frame after the cut one: %v, want the cut frame's error", err)
 	}
 }
