@@ -35,6 +35,7 @@ type options struct {
 	fdSizes  []int // inherited fds of the fd-cost runs
 	fdReps   int
 	only     string // run only the scenarios whose name holds this
+	impl     string // run only the implementations whose name holds this
 }
 
 func (o options) scaleUpgrades(sc scenario) int {
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "Go clients per load")
 	flag.IntVar(&o.scale, "scale", -1, "wrk -c of the scale run, 0 for none (default 10000, quick 2000)")
 	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds, trace)")
+	flag.StringVar(&o.impl, "impl", "", "run the loads only against the implementations whose name contains this (tableflip-go, cloudflare, stop)")
 	flag.Parse()
 	def := func(v *int, full, quick int) {
 		if *v <= 0 {
@@ -162,6 +164,9 @@ func run(o options) error {
 			continue
 		}
 		for _, impl := range impls {
+			if o.impl != "" && !strings.Contains(impl, o.impl) {
+				continue
+			}
 			t := time.Now()
 			fmt.Printf("%-11s %-21s ", sc.name, impl)
 			r := b.runLoad(ctx, sc, impl, o)

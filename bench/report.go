@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/tableflip/drain"
 )
 
 // analysis.md is the part of docs/benchmarks.md written by hand: what the
@@ -130,6 +133,9 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 			rates[impl] = append(rates[impl], pct(failed, good))
 			lat[impl] = append(lat[impl], r.latencies())
 			cell := fmt.Sprintf("**%d** of %d", failed, good+failed)
+			if r.wrk != nil && r.wrk.Timeout > 0 {
+				cell += fmt.Sprintf(" (%d answered after more than %v)", r.wrk.Timeout, wrkTimeout)
+			}
 			if r.err != nil {
 				cell += " (run stopped: " + rep.scrub(oneLine(r.err)) + ")"
 			}
@@ -183,7 +189,7 @@ func (r result) kinds() string {
 		if w.SocketErrors()+w.Non2xx == 0 {
 			return ""
 		}
-		return fmt.Sprintf("socket errors: connect %d, read %d, write %d, timeout %d; non-2xx %d", w.Connect, w.Read, w.Write, w.Timeout, w.Non2xx)
+		return fmt.Sprintf("wrk: connect %d, read %d, write %d, non-2xx %d; answered after more than %v: %d", w.Connect, w.Read, w.Write, w.Non2xx, wrkTimeout, w.Timeout)
 	}
 	var ks []string
 	for k, n := range r.errs {
@@ -237,14 +243,19 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 		}
 	}
 	if rs := by["wrk"]; len(rs) > 0 {
-		p("\n### wrk -c32 -t2\n\n| | requests | socket errors | non-2xx |\n| --- | ---: | ---: | ---: |\n")
+		p("\n### wrk -c32 -t2\n\n| | requests | failed | answered after more than %v |\n| --- | ---: | ---: | ---: |\n", wrkTimeout)
 		for _, r := range rs {
 			if r.wrk != nil {
-				p("| %s | %d | %d (connect %d, read %d, write %d, timeout %d) | %d |\n", r.impl, r.wrk.Requests,
-					r.wrk.SocketErrors(), r.wrk.Connect, r.wrk.Read, r.wrk.Write, r.wrk.Timeout, r.wrk.Non2xx)
+				p("| %s | %d | %s | %d |\n", r.impl, r.wrk.Requests, wrkCell(r.wrk), r.wrk.Timeout)
 			}
 		}
 	}
+}
+
+// wrkCell is wrk's failures: connect, read and write errors, and non-2xx
+// answers.
+func wrkCell(w *loadtest.WrkResult) string {
+	return fmt.Sprintf("**%d** (connect %d, read %d, write %d; non-2xx %d)", wrkFailed(w), w.Connect, w.Read, w.Write, w.Non2xx)
 }
 
 func (rep *report) scale(b *strings.Builder, rs []result) {
@@ -253,22 +264,21 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("\n## Scale: %d keep-alive connections through %d upgrades\n\n", rs[0].conns, len(rs[0].upgrades))
-	p("`wrk -c%d -t2 --timeout 11s`, the open file limit raised to its hard limit (%d)\n", rs[0].conns, rep.machine.nofile)
+	p("`wrk -c%d -t2 --timeout %v`, the open file limit raised to its hard limit (%d)\n", rs[0].conns, wrkTimeout, rep.machine.nofile)
 	p("for the servers and wrk. 20,000 connections would need more than that limit in\n")
 	p("wrk and in the old generation, and the hard limit cannot be raised here.\n\n")
-	p("| | requests | socket errors | memory per connection | upgrade latency median (max) | drain, ready to old exited, median (max) |\n")
-	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| | requests | failed | answered after more than %v | memory per connection | upgrade latency median (max) | drain, ready to old exited, median (max) |\n", wrkTimeout)
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		if r.wrk == nil {
-			p("| %s | run failed: %s | | | | |\n", r.impl, rep.scrub(oneLine(r.err)))
+			p("| %s | run failed: %s | | | | | |\n", r.impl, rep.scrub(oneLine(r.err)))
 			continue
 		}
 		per := "-"
 		if r.fdsLoaded > 0 {
 			per = fmt.Sprintf("%.1f KiB (%d fds open)", float64(r.rssLoaded-r.rssIdle)/float64(r.conns), r.fdsLoaded)
 		}
-		p("| %s | %d | **%d** (connect %d, read %d, write %d, timeout %d) | %s | %v (%v) | %v (%v) |\n", r.impl, r.wrk.Requests,
-			r.wrk.SocketErrors(), r.wrk.Connect, r.wrk.Read, r.wrk.Write, r.wrk.Timeout, per,
+		p("| %s | %d | %s | %d | %s | %v (%v) | %v (%v) |\n", r.impl, r.wrk.Requests, wrkCell(r.wrk), r.wrk.Timeout, per,
 			ms(median(r.latencies())), ms(maxOf(r.latencies())), ms(median(r.drainTimes)), ms(maxOf(r.drainTimes)))
 	}
 	var o, a result
@@ -283,6 +293,41 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	p("\nUpgrade latency at this scale, %s over %s: **%.2fx** (medians).\n", ours, anchor, ratio(median(o.latencies()), median(a.latencies())))
 	p("Memory per connection is the serving process's resident set with every\n")
 	p("connection open, less the same before the load, over the connections.\n")
+
+	p("\n### What wrk's errors are at this scale\n\n")
+	p("wrk 4.1.0 (Debian's) counts a **read error** whenever the server closes a\n")
+	p("keep-alive connection it holds, also one on which it has no request\n")
+	p("outstanding (src/wrk.c, `socket_readable`: end of file with no answer\n")
+	p("begun), and then sends its next request on a new connection; wrk's current\n")
+	p("source reconnects without counting. A read error is a lost request only\n")
+	p("if the request had reached the server: then the server's kernel resets the\n")
+	p("connection, counted below as closed on unread data, or as data after close\n")
+	p("when it came in just after the close. Its **timeouts** are answers that took\n")
+	p("more than %v; it counts them among its requests too, and counts nothing for\n", wrkTimeout)
+	p("a request never answered. At this scale they come from the reconnections:\n")
+	p("%d clients reconnecting within a second or two overflow the new\n", rs[0].conns)
+	p("generation's accept queue, the kernel drops the handshake's last ACK, and\n")
+	p("the client waits for the SYN-ACK to be sent again (after 1 s, 2 s, 4 s, ...).\n")
+	p("The last three columns are the machine's TCP counters (/proc/net/netstat)\n")
+	p("from the start of wrk until just before it exits, so other work on the\n")
+	p("machine adds to them.\n\n")
+	p("| | wrk read errors | idle connections its drains closed past their grace | machine: accept queue overflows | machine: closed on unread data | machine: data after close |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rs {
+		if r.wrk == nil {
+			continue
+		}
+		closed := "-"
+		if r.drain.drains > 0 {
+			closed = fmt.Sprint(r.drain.closedIdle + r.drain.closedNew)
+		}
+		p("| %s | %d | %s | %d | %d | %d |\n", r.impl, r.wrk.Read, closed, r.listen.overflows, r.listen.abortOnClose, r.listen.abortOnData)
+	}
+	p("\nThis project's drain (tableflip/drain) gives an idle connection %v to\n", drain.DefaultIdleGrace)
+	p("send its next request, and closes it after that; a client that sends within\n")
+	p("the grace is answered with `Connection: close`, and reconnects without an\n")
+	p("error. cloudflare/tableflip's `http.Server.Shutdown` closes every idle\n")
+	p("connection at once.\n")
 }
 
 func (rep *report) fdCost(b *strings.Builder, imgDir string) {

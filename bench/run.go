@@ -30,6 +30,10 @@ type scenario struct {
 	wrk     int // wrk -c; 0: the Go clients of kind
 }
 
+// wrkTimeout is wrk's --timeout (loadtest.StartWrk adds a second to its
+// Timeout).
+const wrkTimeout = 11 * time.Second
+
 // upgradeRecord is one upgrade (or restart) as the driver saw it.
 type upgradeRecord struct {
 	at      time.Duration // since the run's start, when SIGHUP (SIGTERM) was sent
@@ -52,8 +56,10 @@ type result struct {
 
 	// scale runs
 	conns      int
-	rssIdle    int64 // KiB, before the load
-	rssLoaded  int64 // KiB, with every connection open
+	drain      drainCounts    // this project's HTTP servers: what their drains logged
+	listen     listenCounters // the machine's listen queue overflows during the load
+	rssIdle    int64          // KiB, before the load
+	rssLoaded  int64          // KiB, with every connection open
 	fdsLoaded  int
 	drainTimes []time.Duration
 }
@@ -79,9 +85,9 @@ func (s *server) command() *exec.Cmd {
 	case s.impl == ours && s.sc.kind == httpsResume:
 		bin, args = s.b.tls, []string{"-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key, "-log", "off"}
 	case s.impl == ours && s.sc.kind == unixNewConn:
-		bin, args = s.b.http, []string{"-socket", s.addr, "-log", "off"}
+		bin, args = s.b.http, []string{"-socket", s.addr, "-log", "json"}
 	case s.impl == ours:
-		bin, args = s.b.http, []string{"-addr", s.addr, "-log", "off"}
+		bin, args = s.b.http, []string{"-addr", s.addr, "-log", "json"}
 	default:
 		bin = s.b.anchor
 		switch s.sc.kind {
@@ -158,7 +164,12 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 		res.err = err
 		return res
 	}
-	defer s.close()
+	defer func() {
+		s.close()
+		if impl == ours {
+			res.drain = readDrainCounts(s.logFile.Name())
+		}
+	}()
 	if sc.kind == unixNewConn {
 		s.addr = filepath.Join(dir, "http.sock")
 	} else if s.addr, err = freePort(sc.kind == udpEcho); err != nil {
@@ -225,9 +236,10 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 	sc := s.sc
 	res.conns = sc.wrk
 	res.rssIdle = rssKiB(s.srv.PID())
+	listen0 := readListenCounters()
 	start := time.Now()
 	threads := 2
-	w, err := loadtest.StartWrk(loadtest.WrkOptions{URL: "http://" + s.addr + "/", Connections: sc.wrk, Threads: threads, Timeout: 10 * time.Second})
+	w, err := loadtest.StartWrk(loadtest.WrkOptions{URL: "http://" + s.addr + "/", Connections: sc.wrk, Threads: threads, Timeout: wrkTimeout - time.Second})
 	if err != nil {
 		res.err = err
 		return res
@@ -281,6 +293,9 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 		}
 		time.Sleep(o.interval)
 	}
+	// Before wrk exits: its own exit resets the connections that have
+	// answers it has not read.
+	res.listen = readListenCounters().sub(listen0)
 	stopWrk()
 	if _, err := s.srv.Stop(ctx); err != nil && res.err == nil {
 		res.err = err
