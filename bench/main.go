@@ -36,6 +36,7 @@ type options struct {
 	fdReps   int
 	only     string // run only the scenarios whose name holds this
 	impl     string // run only the implementations whose name holds this
+	soak     int    // upgrades of each soak run; 0: none
 }
 
 func (o options) scaleUpgrades(sc scenario) int {
@@ -53,7 +54,8 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 0, "time each generation serves before the next upgrade (default 500ms, quick 300ms)")
 	flag.IntVar(&o.clients, "clients", 8, "Go clients per load")
 	flag.IntVar(&o.scale, "scale", -1, "wrk -c of the scale run, 0 for none (default 10000, quick 2000)")
-	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds, trace)")
+	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds, trace, soak)")
+	flag.IntVar(&o.soak, "soak", -1, "upgrades of each soak (internal/soak, counter and http), 0 for none (default 200, quick 0)")
 	flag.StringVar(&o.impl, "impl", "", "run the loads only against the implementations whose name contains this (tableflip-go, cloudflare, stop)")
 	flag.Parse()
 	def := func(v *int, full, quick int) {
@@ -69,6 +71,12 @@ func main() {
 		o.interval = 500 * time.Millisecond
 		if o.quick {
 			o.interval = 300 * time.Millisecond
+		}
+	}
+	if o.soak < 0 {
+		o.soak = 200
+		if o.quick {
+			o.soak = 0
 		}
 	}
 	if o.scale < 0 {
@@ -191,6 +199,10 @@ func run(o options) error {
 		rep.trace.write(&sb)
 		fmt.Print(sb.String())
 	}
+	if o.soak > 0 && (o.only == "" || strings.Contains("soak", o.only)) {
+		fmt.Println("soak:")
+		rep.soaks = runSoak(ctx, root, o.soak)
+	}
 	m.loadAfter = loadAvg()
 	rep.machine = m
 	rep.took = time.Since(began)
@@ -214,6 +226,11 @@ func (rep *report) verdict() error {
 		}
 		if _, failed := r.total(); r.impl == ours && r.scenario.name != "scale" && failed > 0 {
 			problems = append(problems, fmt.Sprintf("%s, %s: %d failed requests (%s)", r.scenario.name, r.impl, failed, r.kinds()))
+		}
+	}
+	for _, s := range rep.soaks {
+		if !s.passed {
+			problems = append(problems, fmt.Sprintf("soak, %s: %s", s.program, rep.scrub(s.failure)))
 		}
 	}
 	if len(problems) > 0 {

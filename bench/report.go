@@ -27,6 +27,7 @@ type report struct {
 	results []result
 	fds     []fdResult
 	trace   *traceResult
+	soaks   []soakResult
 	took    time.Duration
 }
 
@@ -82,6 +83,9 @@ func (rep *report) write(dir string) error {
 	}
 	if len(rep.fds) > 0 {
 		rep.fdCost(&b, imgDir)
+	}
+	if len(rep.soaks) > 0 {
+		rep.soak(&b)
 	}
 	if rep.trace != nil {
 		rep.trace.write(&b)
