@@ -237,6 +237,22 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 				p("- %s, first failure: `%s`\n", r.impl, rep.scrub(r.first[0]))
 			}
 		}
+		if sc.kind == quicEcho {
+			p("\nEach client holds one QUIC connection (ALPN `echo`, examples/quic's\n")
+			p("protocol) for %v, opening a stream per request, then closes it and\n", quicLifetime)
+			p("dials again; a connection on which a request fails is broken, and the\n")
+			p("client dials again at once. This project's old generation keeps answering\n")
+			p("its connections, their datagrams steered to it by connection ID\n")
+			p("(transport/quic), until they close. cloudflare/tableflip shares the plain\n")
+			p("UDP socket (`upg.ListenPacket`) with the next generation, which steers\n")
+			p("nothing, so its old generation closes its connections at `Exit`\n")
+			p("(bench/servers/anchor `-mode quic`).\n\n")
+			p("| | connections opened | broken | failed requests |\n| --- | ---: | ---: | ---: |\n")
+			for _, r := range rs {
+				_, failed := r.total()
+				p("| %s | %d | **%d** | %d |\n", r.impl, r.dialed, r.broken, failed)
+			}
+		}
 		if sc.kind == httpsResume {
 			p("\nTLS sessions resumed (a resumed session skips the full handshake):\n\n")
 			p("| | all requests | a client's first request to a new generation |\n| --- | ---: | ---: |\n")

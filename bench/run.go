@@ -48,6 +48,8 @@ type result struct {
 	samples  []sample
 	errs     map[string]int64
 	first    []string
+	dialed   int64 // QUIC: connections opened
+	broken   int64 // QUIC: connections dropped after a failed request
 	upgrades []upgradeRecord
 	duration time.Duration
 	wrk      *loadtest.WrkResult
@@ -80,6 +82,8 @@ func (s *server) command() *exec.Cmd {
 	var bin string
 	var args []string
 	switch {
+	case s.impl == ours && s.sc.kind == quicEcho:
+		bin, args = s.b.quic, []string{"-addr", s.addr}
 	case s.impl == ours && s.sc.kind == udpEcho:
 		bin, args = s.b.udp, []string{"-addr", s.addr, "-log", "off"}
 	case s.impl == ours && s.sc.kind == httpsResume:
@@ -93,6 +97,8 @@ func (s *server) command() *exec.Cmd {
 		switch s.sc.kind {
 		case udpEcho:
 			args = []string{"-mode", "udp", "-addr", s.addr}
+		case quicEcho:
+			args = []string{"-mode", "quic", "-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key}
 		case httpsResume:
 			args = []string{"-mode", "tls", "-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key}
 		case unixNewConn:
@@ -172,7 +178,7 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 	}()
 	if sc.kind == unixNewConn {
 		s.addr = filepath.Join(dir, "http.sock")
-	} else if s.addr, err = freePort(sc.kind == udpEcho); err != nil {
+	} else if s.addr, err = freePort(sc.kind == udpEcho || sc.kind == quicEcho); err != nil {
 		res.err = err
 		return res
 	}
@@ -193,6 +199,7 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 			res.samples = rec.stop()
 			res.duration = time.Since(start)
 			res.errs, res.first, res.pids = rec.errs, rec.first, len(rec.byPid)
+			res.dialed, res.broken = rec.dialed, rec.broken
 		}
 	}
 	defer stopClients()
