@@ -3,7 +3,7 @@
 // documented pattern, and against a plain stop-and-start restart, in one
 // run, and writes docs/benchmarks.md with its tables and PNG plots.
 //
-//	cd bench && go run .            # the full run (about 10 minutes)
+//	cd bench && go run .            # the full run (about 12 minutes)
 //	cd bench && go run . -quick     # the CI run (a few minutes)
 //
 // It needs Linux and wrk (Debian: apt-get install wrk).

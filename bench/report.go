@@ -58,7 +58,7 @@ func (rep *report) write(dir string) error {
 	p("# Benchmarks\n\n")
 	p("Everything below was measured in one run of\n\n```sh\ncd bench && go run .%s\n```\n\n", mode)
 	p("(`go run . -quick` is the short run CI does.) It builds this project's\n")
-	p("examples (examples/http, examples/tls, examples/udp) and equal servers built on\n")
+	p("examples (examples/http, examples/tls, examples/udp, examples/quic) and equal servers built on\n")
 	p("cloudflare/tableflip v1.2.3 with its documented pattern (`tableflip.New`,\n")
 	p("`upg.Listen`, `upg.Ready`, `<-upg.Exit()`, `http.Server.Shutdown`;\n")
 	p("bench/servers/anchor), and runs the same loads against each, and against a\n")
@@ -106,25 +106,14 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## At a glance: failed requests\n\n")
 	p("![failed requests per load](benchmarks/failures.png)\n\n")
-	p("| load |")
-	for _, impl := range impls {
-		p(" %s |", impl)
-	}
-	p("\n| --- |")
-	for range impls {
-		p(" ---: |")
-	}
-	p("\n")
+	header(b, "load", "")
 	var names []string
 	rates := map[string][]float64{}
 	lat := map[string][][]time.Duration{}
 	for _, sc := range order {
 		names = append(names, sc.name)
 		p("| %s |", sc.title)
-		rs := map[string]result{}
-		for _, r := range by[sc.name] {
-			rs[r.impl] = r
-		}
+		rs := byImpl(by[sc.name])
 		for _, impl := range impls {
 			r, ok := rs[impl]
 			if !ok {
@@ -159,32 +148,63 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 	p("| load | %s median (max) | %s median (max) | ratio of medians | %s median (max) |\n", ours, anchor, restart)
 	p("| --- | ---: | ---: | ---: | ---: |\n")
 	for _, sc := range order {
-		rs := map[string]result{}
-		for _, r := range by[sc.name] {
-			rs[r.impl] = r
-		}
+		rs := byImpl(by[sc.name])
 		mo, ma := median(rs[ours].latencies()), median(rs[anchor].latencies())
 		p("| %s | %v (%v) | %v (%v) | %.2fx | %v (%v) |\n", sc.name, ms(mo), ms(maxOf(rs[ours].latencies())),
 			ms(ma), ms(maxOf(rs[anchor].latencies())), ratio(mo, ma),
 			ms(median(rs[restart].latencies())), ms(maxOf(rs[restart].latencies())))
 	}
-	p("\nClient latency, p99 of the answered requests sent during an upgrade (SIGHUP until the old\n")
-	p("generation exited) against the rest of the run:\n\n")
-	p("| load | %s window | steady | %s window | steady | %s window | steady |\n", ours, anchor, restart)
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	p("\nClient latency, p99 of the answered requests sent during an upgrade (SIGHUP, or\n")
+	p("SIGTERM for the restart, until the old generation exited) against the rest of\n")
+	p("the run (steady), and the first over the second:\n\n")
+	header(b, "load", " window", "steady", "ratio")
 	for _, sc := range order {
 		if sc.wrk > 0 {
 			continue
 		}
 		p("| %s |", sc.name)
-		for _, r := range by[sc.name] {
+		rs := byImpl(by[sc.name])
+		for _, impl := range impls {
+			r, ok := rs[impl]
+			if !ok {
+				p(" - | - | - |")
+				continue
+			}
 			w, s := r.windowP99()
-			p(" %s | %v |", dash(w), ms(s))
+			rt := "-"
+			if w > 0 && s > 0 {
+				rt = fmt.Sprintf("%.2fx", ratio(w, s))
+			}
+			p(" %s | %s | %s |", dash(w), dash(s), rt)
 		}
 		p("\n")
 	}
 	plotFailures(filepath.Join(imgDir, "failures.png"), names, rates)
 	plotUpgradeLatency(filepath.Join(imgDir, "upgrade-latency.png"), names, lat)
+}
+
+// header writes a table's head: first, then cols for each
+// implementation, the first of them after the implementation's name.
+func header(b *strings.Builder, first string, cols ...string) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, impl := range impls {
+		for i, c := range cols {
+			if i == 0 {
+				c = impl + c
+			}
+			fmt.Fprintf(b, " %s |", c)
+		}
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" ---: |", len(impls)*len(cols)) + "\n")
+}
+
+// byImpl is a load's results by implementation.
+func byImpl(rs []result) map[string]result {
+	m := map[string]result{}
+	for _, r := range rs {
+		m[r.impl] = r
+	}
+	return m
 }
 
 func (r result) kinds() string {

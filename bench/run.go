@@ -149,6 +149,19 @@ func (s *server) replace(ctx context.Context) (upgradeRecord, int, error) {
 	return upgradeRecord{latency: time.Since(start), exited: exited}, s.srv.PID(), nil
 }
 
+// upgrade replaces the server and records the upgrade in res, its time
+// counted from start.
+func (s *server) upgrade(ctx context.Context, start time.Time, res *result) (upgradeRecord, int, error) {
+	at := time.Since(start)
+	up, pid, err := s.replace(ctx)
+	if err != nil {
+		return up, 0, fmt.Errorf("upgrade %d: %w", len(res.upgrades)+1, err)
+	}
+	up.at = at
+	res.upgrades = append(res.upgrades, up)
+	return up, pid, nil
+}
+
 func (s *server) close() {
 	if s.srv != nil {
 		s.srv.Close()
@@ -214,14 +227,11 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 	}
 	time.Sleep(o.interval) // steady state before the first upgrade
 	for i := range o.upgrades {
-		at := time.Since(start)
-		up, pid, err := s.replace(ctx)
+		_, pid, err := s.upgrade(ctx, start, &res)
 		if err != nil {
-			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
+			res.err = err
 			return res
 		}
-		up.at = at
-		res.upgrades = append(res.upgrades, up)
 		if err := served(pid); err != nil {
 			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
 			return res
@@ -277,15 +287,12 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 		res.rssLoaded = rssKiB(s.srv.PID())
 	}
 	time.Sleep(o.interval)
-	for i := range o.scaleUpgrades(sc) {
-		at := time.Since(start)
-		up, _, err := s.replace(ctx)
+	for range o.scaleUpgrades(sc) {
+		up, _, err := s.upgrade(ctx, start, &res)
 		if err != nil {
-			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
+			res.err = err
 			return res
 		}
-		up.at = at
-		res.upgrades = append(res.upgrades, up)
 		if s.impl == restart {
 			res.drainTimes = append(res.drainTimes, up.exited) // SIGTERM to exit
 		} else {

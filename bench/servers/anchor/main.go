@@ -101,6 +101,17 @@ func handleSignals(l listener) {
 	}()
 }
 
+// readyUntilExit handles the signals, calls Ready, and waits for Exit: the
+// next generation is ready, or SIGTERM came.
+func readyUntilExit(l listener) error {
+	handleSignals(l)
+	if err := l.Ready(); err != nil {
+		return err
+	}
+	<-l.Exit()
+	return nil
+}
+
 func serveHTTP(l listener, mode, addr, socket, certFile, keyFile string) error {
 	var ln net.Listener
 	var err error
@@ -134,11 +145,9 @@ func serveHTTP(l listener, mode, addr, socket, certFile, keyFile string) error {
 			log.Println("HTTP server:", err)
 		}
 	}()
-	handleSignals(l)
-	if err := l.Ready(); err != nil {
+	if err := readyUntilExit(l); err != nil {
 		return err
 	}
-	<-l.Exit()
 	time.AfterFunc(30*time.Second, func() {
 		log.Println("Graceful shutdown timed out")
 		os.Exit(1)
@@ -164,11 +173,9 @@ func serveUDP(l listener, addr string) error {
 			conn.WriteTo(answer, from)
 		}
 	})
-	handleSignals(l)
-	if err := l.Ready(); err != nil {
+	if err := readyUntilExit(l); err != nil {
 		return err
 	}
-	<-l.Exit()
 	conn.Close()
 	wg.Wait()
 	return nil
@@ -251,11 +258,9 @@ func serveQUIC(l listener, addr, certFile, keyFile string) error {
 			})
 		}
 	})
-	handleSignals(l)
-	if err := l.Ready(); err != nil {
+	if err := readyUntilExit(l); err != nil {
 		return err
 	}
-	<-l.Exit()
 	ln.Close()
 	mu.Lock()
 	for c := range conns {
