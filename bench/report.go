@@ -348,11 +348,11 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	p("%d clients reconnecting within a second or two overflow the new\n", rs[0].conns)
 	p("generation's accept queue, the kernel drops the handshake's last ACK, and\n")
 	p("the client waits for the SYN-ACK to be sent again (after 1 s, 2 s, 4 s, ...).\n")
-	p("The last three columns are the machine's TCP counters (/proc/net/netstat)\n")
+	p("The columns marked machine are its TCP counters (/proc/net/netstat)\n")
 	p("from the start of wrk until just before it exits, so other work on the\n")
 	p("machine adds to them.\n\n")
-	p("| | wrk read errors | idle connections its drains closed past their grace | machine: accept queue overflows | machine: closed on unread data | machine: data after close |\n")
-	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| | wrk read errors | idle connections its drains closed past their grace | machine: accept queue overflows | machine: closed on unread data | machine: data after close | requests lost, at most |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		if r.wrk == nil {
 			continue
@@ -361,8 +361,13 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 		if r.drain.drains > 0 {
 			closed = fmt.Sprint(r.drain.closedIdle + r.drain.closedNew)
 		}
-		p("| %s | %d | %s | %d | %d | %d |\n", r.impl, r.wrk.Read, closed, r.listen.overflows, r.listen.abortOnClose, r.listen.abortOnData)
+		lost := r.wrk.Connect + r.wrk.Write + r.wrk.Non2xx + min(r.wrk.Read, r.listen.abortOnClose+r.listen.abortOnData)
+		p("| %s | %d | %s | %d | %d | %d | **%d** |\n", r.impl, r.wrk.Read, closed, r.listen.overflows, r.listen.abortOnClose, r.listen.abortOnData, lost)
 	}
+	p("\nRequests lost, at most: wrk's connect and write errors and non-2xx answers,\n")
+	p("and of its read errors no more than the machine's resets on unread data and\n")
+	p("on data after close (a request that reached the server and was not answered\n")
+	p("causes one of them).\n")
 	p("\nThis project's drain (tableflip/drain) gives an idle connection %v to\n", drain.DefaultIdleGrace)
 	p("send its next request, and closes it after that; a client that sends within\n")
 	p("the grace is answered with `Connection: close`, and reconnects without an\n")
