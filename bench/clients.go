@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/tableflip-go/tableflip/internal/loadtest"
 )
 
@@ -38,7 +40,14 @@ const (
 	unixNewConn                     // HTTP over a unix socket, a new connection per request
 	httpsResume                     // HTTPS, a new connection per request, resuming the TLS session
 	udpEcho                         // one datagram, one answer
+	quicEcho                        // QUIC "echo": long-lived connections, a stream per request
 )
+
+// quicLifetime is how long a QUIC client keeps its connection before it
+// closes it and dials again: across an upgrade or two at the usual
+// interval, and short enough that an old generation, which serves its
+// connections until they close, exits soon after the upgrade.
+const quicLifetime = time.Second
 
 // recorder is a running set of clients that records every request.
 type recorder struct {
@@ -54,6 +63,8 @@ type recorder struct {
 	first   []string         // the first failure messages
 	byPid   map[int]int64
 	changed chan struct{}
+	dialed  int64 // QUIC: connections opened
+	broken  int64 // QUIC: connections that failed a request, dropped for a new one
 }
 
 // startClients starts n clients of kind against addr (host:port, or a
@@ -64,9 +75,12 @@ func startClients(kind clientKind, addr string, n int, start time.Time) *recorde
 		errs: map[string]int64{}, byPid: map[int]int64{}}
 	for i := range n {
 		r.wg.Go(func() {
-			if kind == udpEcho {
+			switch kind {
+			case udpEcho:
 				r.runUDP(ctx, i, addr)
-			} else {
+			case quicEcho:
+				r.runQUIC(ctx, i, addr)
+			default:
 				r.runHTTP(ctx, i, addr)
 			}
 		})
@@ -140,6 +154,12 @@ func errKind(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), strings.Contains(err.Error(), "EOF"):
 		return "EOF"
 	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, new(*quic.ApplicationError)), errors.As(err, new(*quic.TransportError)):
+		return "connection closed by the server"
+	case errors.As(err, new(*quic.StatelessResetError)):
+		return "stateless reset"
+	case errors.As(err, new(*quic.IdleTimeoutError)), errors.As(err, new(*quic.HandshakeTimeoutError)):
 		return "timeout"
 	case strings.Contains(err.Error(), "lost"):
 		return "lost"
@@ -268,6 +288,75 @@ func readAnswer(conn net.Conn, buf []byte, msg string) (int, error) {
 			return pid, nil
 		}
 	}
+}
+
+// runQUIC holds one QUIC connection at a time, sends a request on a new
+// stream after each answer, and replaces the connection after
+// quicLifetime, or at once when a request on it fails (a broken
+// connection).
+func (r *recorder) runQUIC(ctx context.Context, id int, addr string) {
+	tlsConf := &tls.Config{
+		InsecureSkipVerify: true, // the servers' own certificates
+		NextProtos:         []string{"echo"},
+	}
+	qconf := &quic.Config{MaxIdleTimeout: r.timeout, HandshakeIdleTimeout: r.timeout}
+	msg := []byte("c" + strconv.Itoa(id))
+	for ctx.Err() == nil {
+		sent := time.Now()
+		c, err := quic.DialAddr(ctx, addr, tlsConf, qconf)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.record(sample{at: sent.Sub(r.start), lat: time.Since(sent), client: id}, 0, fmt.Errorf("dial: %w", err))
+			continue
+		}
+		r.mu.Lock()
+		r.dialed++
+		r.mu.Unlock()
+		for born := time.Now(); ctx.Err() == nil && time.Since(born) < quicLifetime; {
+			sent := time.Now()
+			pid, err := quicRequest(ctx, c, msg, r.timeout)
+			if ctx.Err() != nil {
+				break
+			}
+			r.record(sample{at: sent.Sub(r.start), lat: time.Since(sent), client: id}, pid, err)
+			if err != nil {
+				r.mu.Lock()
+				r.broken++
+				r.mu.Unlock()
+				break
+			}
+		}
+		c.CloseWithError(0, "")
+	}
+}
+
+// quicRequest opens a stream on c, writes msg, closes its side and reads
+// the answer, "pid=N".
+func quicRequest(ctx context.Context, c *quic.Conn, msg []byte, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return 0, err
+	}
+	s.SetDeadline(time.Now().Add(timeout))
+	if _, err := s.Write(msg); err != nil {
+		s.CancelRead(0)
+		return 0, err
+	}
+	s.Close()
+	body, err := io.ReadAll(io.LimitReader(s, 512))
+	if err != nil {
+		s.CancelRead(0)
+		return 0, err
+	}
+	pid, ok := loadtest.ParsePID(body)
+	if !ok {
+		return 0, fmt.Errorf("no pid in %q", body)
+	}
+	return pid, nil
 }
 
 // rssKiB is the resident set of pid in KiB.

@@ -6,6 +6,7 @@ replace github.com/tableflip-go/tableflip => ../
 
 require (
 	github.com/cloudflare/tableflip v1.2.3
+	github.com/quic-go/quic-go v0.65.0
 	github.com/tableflip-go/tableflip v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 	gonum.org/v1/plot v0.17.0
@@ -21,7 +22,9 @@ require (
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
+	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/image v0.30.0 // indirect
+	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/text v0.28.0 // indirect
+	golang.org/x/text v0.40.0 // indirect
 )

@@ -3,7 +3,7 @@
 // documented pattern, and against a plain stop-and-start restart, in one
 // run, and writes docs/benchmarks.md with its tables and PNG plots.
 //
-//	cd bench && go run .            # the full run (about 10 minutes)
+//	cd bench && go run .            # the full run (about 12 minutes)
 //	cd bench && go run . -quick     # the CI run (a few minutes)
 //
 // It needs Linux and wrk (Debian: apt-get install wrk).
@@ -35,6 +35,8 @@ type options struct {
 	fdSizes  []int // inherited fds of the fd-cost runs
 	fdReps   int
 	only     string // run only the scenarios whose name holds this
+	impl     string // run only the implementations whose name holds this
+	soak     int    // upgrades of each soak run; 0: none
 }
 
 func (o options) scaleUpgrades(sc scenario) int {
@@ -52,7 +54,9 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 0, "time each generation serves before the next upgrade (default 500ms, quick 300ms)")
 	flag.IntVar(&o.clients, "clients", 8, "Go clients per load")
 	flag.IntVar(&o.scale, "scale", -1, "wrk -c of the scale run, 0 for none (default 10000, quick 2000)")
-	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, scale, fds, trace)")
+	flag.StringVar(&o.only, "only", "", "run only the loads whose name contains this (new-conn, keep-alive, wrk, unix, https, udp, quic, scale, fds, trace, soak)")
+	flag.IntVar(&o.soak, "soak", -1, "upgrades of each soak (internal/soak, counter and http), 0 for none (default 200, quick 0)")
+	flag.StringVar(&o.impl, "impl", "", "run the loads only against the implementations whose name contains this (tableflip-go, cloudflare, stop)")
 	flag.Parse()
 	def := func(v *int, full, quick int) {
 		if *v <= 0 {
@@ -67,6 +71,12 @@ func main() {
 		o.interval = 500 * time.Millisecond
 		if o.quick {
 			o.interval = 300 * time.Millisecond
+		}
+	}
+	if o.soak < 0 {
+		o.soak = 200
+		if o.quick {
+			o.soak = 0
 		}
 	}
 	if o.scale < 0 {
@@ -89,6 +99,7 @@ func main() {
 type binaries struct {
 	dir                    string
 	http, tls, udp, anchor string
+	quic                   string
 	fds, traced            string
 	cert, key              string
 }
@@ -127,6 +138,7 @@ func run(o options) error {
 		{&b.http, "./examples/http", root},
 		{&b.tls, "./examples/tls", root},
 		{&b.udp, "./examples/udp", root},
+		{&b.quic, ".", filepath.Join(root, "examples", "quic")}, // its own module
 		{&b.anchor, "./servers/anchor", filepath.Join(root, "bench")},
 		{&b.fds, "./servers/fds", filepath.Join(root, "bench")},
 		{&b.traced, "./servers/traced", filepath.Join(root, "bench")},
@@ -148,10 +160,7 @@ func run(o options) error {
 		{name: "unix", title: "HTTP over a unix socket, a new connection per request", kind: unixNewConn, clients: o.clients},
 		{name: "https", title: "HTTPS, a new connection per request, resuming TLS sessions", kind: httpsResume, clients: o.clients},
 		{name: "udp", title: "UDP echo, one datagram at a time per client", kind: udpEcho, clients: o.clients},
-		// QUIC long-lived connections: add a scenario here when
-		// examples/quic lands (branch quic), with a clientKind whose
-		// clients hold connections open across the upgrades and count
-		// the ones that break.
+		{name: "quic", title: "QUIC, long-lived connections (1 s each), a stream per request", kind: quicEcho, clients: o.clients},
 	}
 	if o.scale > 0 {
 		scenarios = append(scenarios, scenario{name: "scale", title: fmt.Sprintf("wrk -c%d -t2, keep-alive", o.scale), kind: httpKeepAlive, wrk: o.scale})
@@ -162,6 +171,9 @@ func run(o options) error {
 			continue
 		}
 		for _, impl := range impls {
+			if o.impl != "" && !strings.Contains(impl, o.impl) {
+				continue
+			}
 			t := time.Now()
 			fmt.Printf("%-11s %-21s ", sc.name, impl)
 			r := b.runLoad(ctx, sc, impl, o)
@@ -185,6 +197,10 @@ func run(o options) error {
 		var sb strings.Builder
 		rep.trace.write(&sb)
 		fmt.Print(sb.String())
+	}
+	if o.soak > 0 && (o.only == "" || strings.Contains("soak", o.only)) {
+		fmt.Println("soak:")
+		rep.soaks = runSoak(ctx, root, o.soak)
 	}
 	m.loadAfter = loadAvg()
 	rep.machine = m
@@ -211,6 +227,11 @@ func (rep *report) verdict() error {
 			problems = append(problems, fmt.Sprintf("%s, %s: %d failed requests (%s)", r.scenario.name, r.impl, failed, r.kinds()))
 		}
 	}
+	for _, s := range rep.soaks {
+		if !s.passed {
+			problems = append(problems, fmt.Sprintf("soak, %s: %s", s.program, rep.scrub(s.failure)))
+		}
+	}
 	if len(problems) > 0 {
 		return errors.New("FAIL:\n  " + strings.Join(problems, "\n  "))
 	}
@@ -235,8 +256,14 @@ func repoRoot() (string, error) {
 	}
 }
 
+// build builds pkg of the module in folder in, into dir; the binary is
+// named after the package's folder, from the repository root.
 func build(ctx context.Context, in, dir, pkg string) (string, error) {
-	out := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(filepath.Clean(pkg), "./"), "/", "-"))
+	name := filepath.Join(filepath.Base(filepath.Dir(in)), filepath.Base(in))
+	if pkg != "." {
+		name = pkg
+	}
+	out := filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(filepath.Clean(name), "./"), "/", "-"))
 	cmd := exec.CommandContext(ctx, loadtest.GoCommand(), "build", "-o", out, pkg)
 	cmd.Dir = in
 	if b, err := cmd.CombinedOutput(); err != nil {

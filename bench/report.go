@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tableflip-go/tableflip/internal/loadtest"
+	"github.com/tableflip-go/tableflip/tableflip/drain"
 )
 
 // analysis.md is the part of docs/benchmarks.md written by hand: what the
@@ -24,6 +27,7 @@ type report struct {
 	results []result
 	fds     []fdResult
 	trace   *traceResult
+	soaks   []soakResult
 	took    time.Duration
 }
 
@@ -54,7 +58,7 @@ func (rep *report) write(dir string) error {
 	p("# Benchmarks\n\n")
 	p("Everything below was measured in one run of\n\n```sh\ncd bench && go run .%s\n```\n\n", mode)
 	p("(`go run . -quick` is the short run CI does.) It builds this project's\n")
-	p("examples (examples/http, examples/tls, examples/udp) and equal servers built on\n")
+	p("examples (examples/http, examples/tls, examples/udp, examples/quic) and equal servers built on\n")
 	p("cloudflare/tableflip v1.2.3 with its documented pattern (`tableflip.New`,\n")
 	p("`upg.Listen`, `upg.Ready`, `<-upg.Exit()`, `http.Server.Shutdown`;\n")
 	p("bench/servers/anchor), and runs the same loads against each, and against a\n")
@@ -80,6 +84,9 @@ func (rep *report) write(dir string) error {
 	if len(rep.fds) > 0 {
 		rep.fdCost(&b, imgDir)
 	}
+	if len(rep.soaks) > 0 {
+		rep.soak(&b)
+	}
 	if rep.trace != nil {
 		rep.trace.write(&b)
 	}
@@ -99,25 +106,14 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## At a glance: failed requests\n\n")
 	p("![failed requests per load](benchmarks/failures.png)\n\n")
-	p("| load |")
-	for _, impl := range impls {
-		p(" %s |", impl)
-	}
-	p("\n| --- |")
-	for range impls {
-		p(" ---: |")
-	}
-	p("\n")
+	header(b, "load", "")
 	var names []string
 	rates := map[string][]float64{}
 	lat := map[string][][]time.Duration{}
 	for _, sc := range order {
 		names = append(names, sc.name)
 		p("| %s |", sc.title)
-		rs := map[string]result{}
-		for _, r := range by[sc.name] {
-			rs[r.impl] = r
-		}
+		rs := byImpl(by[sc.name])
 		for _, impl := range impls {
 			r, ok := rs[impl]
 			if !ok {
@@ -130,6 +126,9 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 			rates[impl] = append(rates[impl], pct(failed, good))
 			lat[impl] = append(lat[impl], r.latencies())
 			cell := fmt.Sprintf("**%d** of %d", failed, good+failed)
+			if r.wrk != nil && r.wrk.Timeout > 0 {
+				cell += fmt.Sprintf(" (%d answered after more than %v)", r.wrk.Timeout, wrkTimeout)
+			}
 			if r.err != nil {
 				cell += " (run stopped: " + rep.scrub(oneLine(r.err)) + ")"
 			}
@@ -149,32 +148,63 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 	p("| load | %s median (max) | %s median (max) | ratio of medians | %s median (max) |\n", ours, anchor, restart)
 	p("| --- | ---: | ---: | ---: | ---: |\n")
 	for _, sc := range order {
-		rs := map[string]result{}
-		for _, r := range by[sc.name] {
-			rs[r.impl] = r
-		}
+		rs := byImpl(by[sc.name])
 		mo, ma := median(rs[ours].latencies()), median(rs[anchor].latencies())
 		p("| %s | %v (%v) | %v (%v) | %.2fx | %v (%v) |\n", sc.name, ms(mo), ms(maxOf(rs[ours].latencies())),
 			ms(ma), ms(maxOf(rs[anchor].latencies())), ratio(mo, ma),
 			ms(median(rs[restart].latencies())), ms(maxOf(rs[restart].latencies())))
 	}
-	p("\nClient latency, p99 of the answered requests sent during an upgrade (SIGHUP until the old\n")
-	p("generation exited) against the rest of the run:\n\n")
-	p("| load | %s window | steady | %s window | steady | %s window | steady |\n", ours, anchor, restart)
-	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	p("\nClient latency, p99 of the answered requests sent during an upgrade (SIGHUP, or\n")
+	p("SIGTERM for the restart, until the old generation exited) against the rest of\n")
+	p("the run (steady), and the first over the second:\n\n")
+	header(b, "load", " window", "steady", "ratio")
 	for _, sc := range order {
 		if sc.wrk > 0 {
 			continue
 		}
 		p("| %s |", sc.name)
-		for _, r := range by[sc.name] {
+		rs := byImpl(by[sc.name])
+		for _, impl := range impls {
+			r, ok := rs[impl]
+			if !ok {
+				p(" - | - | - |")
+				continue
+			}
 			w, s := r.windowP99()
-			p(" %s | %v |", dash(w), ms(s))
+			rt := "-"
+			if w > 0 && s > 0 {
+				rt = fmt.Sprintf("%.2fx", ratio(w, s))
+			}
+			p(" %s | %s | %s |", dash(w), dash(s), rt)
 		}
 		p("\n")
 	}
 	plotFailures(filepath.Join(imgDir, "failures.png"), names, rates)
 	plotUpgradeLatency(filepath.Join(imgDir, "upgrade-latency.png"), names, lat)
+}
+
+// header writes a table's head: first, then cols for each
+// implementation, the first of them after the implementation's name.
+func header(b *strings.Builder, first string, cols ...string) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, impl := range impls {
+		for i, c := range cols {
+			if i == 0 {
+				c = impl + c
+			}
+			fmt.Fprintf(b, " %s |", c)
+		}
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" ---: |", len(impls)*len(cols)) + "\n")
+}
+
+// byImpl is a load's results by implementation.
+func byImpl(rs []result) map[string]result {
+	m := map[string]result{}
+	for _, r := range rs {
+		m[r.impl] = r
+	}
+	return m
 }
 
 func (r result) kinds() string {
@@ -183,7 +213,7 @@ func (r result) kinds() string {
 		if w.SocketErrors()+w.Non2xx == 0 {
 			return ""
 		}
-		return fmt.Sprintf("socket errors: connect %d, read %d, write %d, timeout %d; non-2xx %d", w.Connect, w.Read, w.Write, w.Timeout, w.Non2xx)
+		return fmt.Sprintf("wrk: connect %d, read %d, write %d, non-2xx %d; answered after more than %v: %d", w.Connect, w.Read, w.Write, w.Non2xx, wrkTimeout, w.Timeout)
 	}
 	var ks []string
 	for k, n := range r.errs {
@@ -227,6 +257,22 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 				p("- %s, first failure: `%s`\n", r.impl, rep.scrub(r.first[0]))
 			}
 		}
+		if sc.kind == quicEcho {
+			p("\nEach client holds one QUIC connection (ALPN `echo`, examples/quic's\n")
+			p("protocol) for %v, opening a stream per request, then closes it and\n", quicLifetime)
+			p("dials again; a connection on which a request fails is broken, and the\n")
+			p("client dials again at once. This project's old generation keeps answering\n")
+			p("its connections, their datagrams steered to it by connection ID\n")
+			p("(transport/quic), until they close. cloudflare/tableflip shares the plain\n")
+			p("UDP socket (`upg.ListenPacket`) with the next generation, which steers\n")
+			p("nothing, so its old generation closes its connections at `Exit`\n")
+			p("(bench/servers/anchor `-mode quic`).\n\n")
+			p("| | connections opened | broken | failed requests |\n| --- | ---: | ---: | ---: |\n")
+			for _, r := range rs {
+				_, failed := r.total()
+				p("| %s | %d | **%d** | %d |\n", r.impl, r.dialed, r.broken, failed)
+			}
+		}
 		if sc.kind == httpsResume {
 			p("\nTLS sessions resumed (a resumed session skips the full handshake):\n\n")
 			p("| | all requests | a client's first request to a new generation |\n| --- | ---: | ---: |\n")
@@ -237,14 +283,19 @@ func (rep *report) loads(b *strings.Builder, order []scenario, by map[string][]r
 		}
 	}
 	if rs := by["wrk"]; len(rs) > 0 {
-		p("\n### wrk -c32 -t2\n\n| | requests | socket errors | non-2xx |\n| --- | ---: | ---: | ---: |\n")
+		p("\n### wrk -c32 -t2\n\n| | requests | failed | answered after more than %v |\n| --- | ---: | ---: | ---: |\n", wrkTimeout)
 		for _, r := range rs {
 			if r.wrk != nil {
-				p("| %s | %d | %d (connect %d, read %d, write %d, timeout %d) | %d |\n", r.impl, r.wrk.Requests,
-					r.wrk.SocketErrors(), r.wrk.Connect, r.wrk.Read, r.wrk.Write, r.wrk.Timeout, r.wrk.Non2xx)
+				p("| %s | %d | %s | %d |\n", r.impl, r.wrk.Requests, wrkCell(r.wrk), r.wrk.Timeout)
 			}
 		}
 	}
+}
+
+// wrkCell is wrk's failures: connect, read and write errors, and non-2xx
+// answers.
+func wrkCell(w *loadtest.WrkResult) string {
+	return fmt.Sprintf("**%d** (connect %d, read %d, write %d; non-2xx %d)", wrkFailed(w), w.Connect, w.Read, w.Write, w.Non2xx)
 }
 
 func (rep *report) scale(b *strings.Builder, rs []result) {
@@ -253,22 +304,21 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("\n## Scale: %d keep-alive connections through %d upgrades\n\n", rs[0].conns, len(rs[0].upgrades))
-	p("`wrk -c%d -t2 --timeout 11s`, the open file limit raised to its hard limit (%d)\n", rs[0].conns, rep.machine.nofile)
+	p("`wrk -c%d -t2 --timeout %v`, the open file limit raised to its hard limit (%d)\n", rs[0].conns, wrkTimeout, rep.machine.nofile)
 	p("for the servers and wrk. 20,000 connections would need more than that limit in\n")
 	p("wrk and in the old generation, and the hard limit cannot be raised here.\n\n")
-	p("| | requests | socket errors | memory per connection | upgrade latency median (max) | drain, ready to old exited, median (max) |\n")
-	p("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	p("| | requests | failed | answered after more than %v | memory per connection | upgrade latency median (max) | drain, ready to old exited, median (max) |\n", wrkTimeout)
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rs {
 		if r.wrk == nil {
-			p("| %s | run failed: %s | | | | |\n", r.impl, rep.scrub(oneLine(r.err)))
+			p("| %s | run failed: %s | | | | | |\n", r.impl, rep.scrub(oneLine(r.err)))
 			continue
 		}
 		per := "-"
 		if r.fdsLoaded > 0 {
 			per = fmt.Sprintf("%.1f KiB (%d fds open)", float64(r.rssLoaded-r.rssIdle)/float64(r.conns), r.fdsLoaded)
 		}
-		p("| %s | %d | **%d** (connect %d, read %d, write %d, timeout %d) | %s | %v (%v) | %v (%v) |\n", r.impl, r.wrk.Requests,
-			r.wrk.SocketErrors(), r.wrk.Connect, r.wrk.Read, r.wrk.Write, r.wrk.Timeout, per,
+		p("| %s | %d | %s | %d | %s | %v (%v) | %v (%v) |\n", r.impl, r.wrk.Requests, wrkCell(r.wrk), r.wrk.Timeout, per,
 			ms(median(r.latencies())), ms(maxOf(r.latencies())), ms(median(r.drainTimes)), ms(maxOf(r.drainTimes)))
 	}
 	var o, a result
@@ -283,6 +333,46 @@ func (rep *report) scale(b *strings.Builder, rs []result) {
 	p("\nUpgrade latency at this scale, %s over %s: **%.2fx** (medians).\n", ours, anchor, ratio(median(o.latencies()), median(a.latencies())))
 	p("Memory per connection is the serving process's resident set with every\n")
 	p("connection open, less the same before the load, over the connections.\n")
+
+	p("\n### What wrk's errors are at this scale\n\n")
+	p("wrk 4.1.0 (Debian's) counts a **read error** whenever the server closes a\n")
+	p("keep-alive connection it holds, also one on which it has no request\n")
+	p("outstanding (src/wrk.c, `socket_readable`: end of file with no answer\n")
+	p("begun), and then sends its next request on a new connection; wrk's current\n")
+	p("source reconnects without counting. A read error is a lost request only\n")
+	p("if the request had reached the server: then the server's kernel resets the\n")
+	p("connection, counted below as closed on unread data, or as data after close\n")
+	p("when it came in just after the close. Its **timeouts** are answers that took\n")
+	p("more than %v; it counts them among its requests too, and counts nothing for\n", wrkTimeout)
+	p("a request never answered. At this scale they come from the reconnections:\n")
+	p("%d clients reconnecting within a second or two overflow the new\n", rs[0].conns)
+	p("generation's accept queue, the kernel drops the handshake's last ACK, and\n")
+	p("the client waits for the SYN-ACK to be sent again (after 1 s, 2 s, 4 s, ...).\n")
+	p("The columns marked machine are its TCP counters (/proc/net/netstat)\n")
+	p("from the start of wrk until just before it exits, so other work on the\n")
+	p("machine adds to them.\n\n")
+	p("| | wrk read errors | idle connections its drains closed past their grace | machine: accept queue overflows | machine: closed on unread data | machine: data after close | requests lost, at most |\n")
+	p("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, r := range rs {
+		if r.wrk == nil {
+			continue
+		}
+		closed := "-"
+		if r.drain.drains > 0 {
+			closed = fmt.Sprint(r.drain.closedIdle + r.drain.closedNew)
+		}
+		lost := r.wrk.Connect + r.wrk.Write + r.wrk.Non2xx + min(r.wrk.Read, r.listen.abortOnClose+r.listen.abortOnData)
+		p("| %s | %d | %s | %d | %d | %d | **%d** |\n", r.impl, r.wrk.Read, closed, r.listen.overflows, r.listen.abortOnClose, r.listen.abortOnData, lost)
+	}
+	p("\nRequests lost, at most: wrk's connect and write errors and non-2xx answers,\n")
+	p("and of its read errors no more than the machine's resets on unread data and\n")
+	p("on data after close (a request that reached the server and was not answered\n")
+	p("causes one of them).\n")
+	p("\nThis project's drain (tableflip/drain) gives an idle connection %v to\n", drain.DefaultIdleGrace)
+	p("send its next request, and closes it after that; a client that sends within\n")
+	p("the grace is answered with `Connection: close`, and reconnects without an\n")
+	p("error. cloudflare/tableflip's `http.Server.Shutdown` closes every idle\n")
+	p("connection at once.\n")
 }
 
 func (rep *report) fdCost(b *strings.Builder, imgDir string) {

@@ -30,6 +30,10 @@ type scenario struct {
 	wrk     int // wrk -c; 0: the Go clients of kind
 }
 
+// wrkTimeout is wrk's --timeout (loadtest.StartWrk adds a second to its
+// Timeout).
+const wrkTimeout = 11 * time.Second
+
 // upgradeRecord is one upgrade (or restart) as the driver saw it.
 type upgradeRecord struct {
 	at      time.Duration // since the run's start, when SIGHUP (SIGTERM) was sent
@@ -44,6 +48,8 @@ type result struct {
 	samples  []sample
 	errs     map[string]int64
 	first    []string
+	dialed   int64 // QUIC: connections opened
+	broken   int64 // QUIC: connections dropped after a failed request
 	upgrades []upgradeRecord
 	duration time.Duration
 	wrk      *loadtest.WrkResult
@@ -52,8 +58,10 @@ type result struct {
 
 	// scale runs
 	conns      int
-	rssIdle    int64 // KiB, before the load
-	rssLoaded  int64 // KiB, with every connection open
+	drain      drainCounts    // this project's HTTP servers: what their drains logged
+	listen     listenCounters // the machine's listen queue overflows during the load
+	rssIdle    int64          // KiB, before the load
+	rssLoaded  int64          // KiB, with every connection open
 	fdsLoaded  int
 	drainTimes []time.Duration
 }
@@ -74,19 +82,23 @@ func (s *server) command() *exec.Cmd {
 	var bin string
 	var args []string
 	switch {
+	case s.impl == ours && s.sc.kind == quicEcho:
+		bin, args = s.b.quic, []string{"-addr", s.addr}
 	case s.impl == ours && s.sc.kind == udpEcho:
 		bin, args = s.b.udp, []string{"-addr", s.addr, "-log", "off"}
 	case s.impl == ours && s.sc.kind == httpsResume:
 		bin, args = s.b.tls, []string{"-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key, "-log", "off"}
 	case s.impl == ours && s.sc.kind == unixNewConn:
-		bin, args = s.b.http, []string{"-socket", s.addr, "-log", "off"}
+		bin, args = s.b.http, []string{"-socket", s.addr, "-log", "json"}
 	case s.impl == ours:
-		bin, args = s.b.http, []string{"-addr", s.addr, "-log", "off"}
+		bin, args = s.b.http, []string{"-addr", s.addr, "-log", "json"}
 	default:
 		bin = s.b.anchor
 		switch s.sc.kind {
 		case udpEcho:
 			args = []string{"-mode", "udp", "-addr", s.addr}
+		case quicEcho:
+			args = []string{"-mode", "quic", "-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key}
 		case httpsResume:
 			args = []string{"-mode", "tls", "-addr", s.addr, "-cert", s.b.cert, "-key", s.b.key}
 		case unixNewConn:
@@ -137,6 +149,19 @@ func (s *server) replace(ctx context.Context) (upgradeRecord, int, error) {
 	return upgradeRecord{latency: time.Since(start), exited: exited}, s.srv.PID(), nil
 }
 
+// upgrade replaces the server and records the upgrade in res, its time
+// counted from start.
+func (s *server) upgrade(ctx context.Context, start time.Time, res *result) (upgradeRecord, int, error) {
+	at := time.Since(start)
+	up, pid, err := s.replace(ctx)
+	if err != nil {
+		return up, 0, fmt.Errorf("upgrade %d: %w", len(res.upgrades)+1, err)
+	}
+	up.at = at
+	res.upgrades = append(res.upgrades, up)
+	return up, pid, nil
+}
+
 func (s *server) close() {
 	if s.srv != nil {
 		s.srv.Close()
@@ -158,10 +183,15 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 		res.err = err
 		return res
 	}
-	defer s.close()
+	defer func() {
+		s.close()
+		if impl == ours {
+			res.drain = readDrainCounts(s.logFile.Name())
+		}
+	}()
 	if sc.kind == unixNewConn {
 		s.addr = filepath.Join(dir, "http.sock")
-	} else if s.addr, err = freePort(sc.kind == udpEcho); err != nil {
+	} else if s.addr, err = freePort(sc.kind == udpEcho || sc.kind == quicEcho); err != nil {
 		res.err = err
 		return res
 	}
@@ -182,6 +212,7 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 			res.samples = rec.stop()
 			res.duration = time.Since(start)
 			res.errs, res.first, res.pids = rec.errs, rec.first, len(rec.byPid)
+			res.dialed, res.broken = rec.dialed, rec.broken
 		}
 	}
 	defer stopClients()
@@ -196,14 +227,11 @@ func (b *binaries) runLoad(ctx context.Context, sc scenario, impl string, o opti
 	}
 	time.Sleep(o.interval) // steady state before the first upgrade
 	for i := range o.upgrades {
-		at := time.Since(start)
-		up, pid, err := s.replace(ctx)
+		_, pid, err := s.upgrade(ctx, start, &res)
 		if err != nil {
-			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
+			res.err = err
 			return res
 		}
-		up.at = at
-		res.upgrades = append(res.upgrades, up)
 		if err := served(pid); err != nil {
 			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
 			return res
@@ -225,9 +253,10 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 	sc := s.sc
 	res.conns = sc.wrk
 	res.rssIdle = rssKiB(s.srv.PID())
+	listen0 := readListenCounters()
 	start := time.Now()
 	threads := 2
-	w, err := loadtest.StartWrk(loadtest.WrkOptions{URL: "http://" + s.addr + "/", Connections: sc.wrk, Threads: threads, Timeout: 10 * time.Second})
+	w, err := loadtest.StartWrk(loadtest.WrkOptions{URL: "http://" + s.addr + "/", Connections: sc.wrk, Threads: threads, Timeout: wrkTimeout - time.Second})
 	if err != nil {
 		res.err = err
 		return res
@@ -258,15 +287,12 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 		res.rssLoaded = rssKiB(s.srv.PID())
 	}
 	time.Sleep(o.interval)
-	for i := range o.scaleUpgrades(sc) {
-		at := time.Since(start)
-		up, _, err := s.replace(ctx)
+	for range o.scaleUpgrades(sc) {
+		up, _, err := s.upgrade(ctx, start, &res)
 		if err != nil {
-			res.err = fmt.Errorf("upgrade %d: %w", i+1, err)
+			res.err = err
 			return res
 		}
-		up.at = at
-		res.upgrades = append(res.upgrades, up)
 		if s.impl == restart {
 			res.drainTimes = append(res.drainTimes, up.exited) // SIGTERM to exit
 		} else {
@@ -281,6 +307,9 @@ func (b *binaries) runWrk(ctx context.Context, s *server, r0 result, o options) 
 		}
 		time.Sleep(o.interval)
 	}
+	// Before wrk exits: its own exit resets the connections that have
+	// answers it has not read.
+	res.listen = readListenCounters().sub(listen0)
 	stopWrk()
 	if _, err := s.srv.Stop(ctx); err != nil && res.err == nil {
 		res.err = err

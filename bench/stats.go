@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tableflip-go/tableflip/internal/loadtest"
 )
 
 const bucket = 100 * time.Millisecond
@@ -55,7 +57,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 func (r result) total() (ok, failed int64) {
 	if r.wrk != nil {
-		return r.wrk.Requests, r.wrk.SocketErrors() + r.wrk.Non2xx
+		return r.wrk.Requests, wrkFailed(r.wrk)
 	}
 	for _, s := range r.samples {
 		if s.failed {
@@ -65,6 +67,16 @@ func (r result) total() (ok, failed int64) {
 		}
 	}
 	return ok, failed
+}
+
+// wrkFailed is what wrk 4.1.0 counted as failed: its connect, read and
+// write errors and its non-2xx answers. Its "timeout" errors are not
+// failures: wrk 4.1.0 counts one for an answer that came after --timeout
+// (src/wrk.c, response_complete: the latency does not fit its histogram),
+// and counts that answer among its requests too; a request that is never
+// answered it does not count at all.
+func wrkFailed(w *loadtest.WrkResult) int64 {
+	return w.Connect + w.Read + w.Write + w.Non2xx
 }
 
 func (r result) latencies() []time.Duration {
@@ -136,6 +148,13 @@ func (r result) summary() string {
 	}
 	ok, failed := r.total()
 	s := fmt.Sprintf("%d answered, %d failed, %d upgrades, median %v", ok, failed, len(r.upgrades), ms(median(r.latencies())))
+	if r.wrk != nil {
+		s += fmt.Sprintf("; wrk: read %d, timeout %d; machine: listen queue overflows %d, closed on unread data %d, data after close %d",
+			r.wrk.Read, r.wrk.Timeout, r.listen.overflows, r.listen.abortOnClose, r.listen.abortOnData)
+	}
+	if d := r.drain; d.drains > 0 {
+		s += fmt.Sprintf("; drains %d: closed idle past grace %d, new %d, waited for partial %d", d.drains, d.closedIdle, d.closedNew, d.partial)
+	}
 	if r.err != nil {
 		s += "; ERROR: " + r.err.Error()
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 )
 
@@ -76,6 +77,9 @@ func TestErrKind(t *testing.T) {
 		{errLost, "lost"},
 		{fmt.Errorf("dial unix: %w", syscall.ENOENT), "no socket file"},
 		{errors.New("status 503 Service Unavailable"), "non-200"},
+		{&quic.ApplicationError{Remote: true, ErrorMessage: "shutting down"}, "connection closed by the server"},
+		{fmt.Errorf("dial: %w", &quic.IdleTimeoutError{}), "timeout"},
+		{&quic.StatelessResetError{}, "stateless reset"},
 		{errors.New("something else"), "other"},
 	} {
 		if got := errKind(c.err); got != c.want {

@@ -12,6 +12,7 @@
 //	anchor -mode http -socket /run/a.sock -pidfile a.pid
 //	anchor -mode tls  -addr 127.0.0.1:8443 -cert c.pem -key k.pem -pidfile a.pid
 //	anchor -mode udp  -addr 127.0.0.1:5353 -pidfile a.pid
+//	anchor -mode quic -addr 127.0.0.1:4433 -cert c.pem -key k.pem -pidfile a.pid
 //	anchor -plain ...  (no SIGHUP upgrade: restart it)
 package main
 
@@ -21,6 +22,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -32,10 +34,11 @@ import (
 	"time"
 
 	"github.com/cloudflare/tableflip"
+	"github.com/quic-go/quic-go"
 )
 
 func main() {
-	mode := flag.String("mode", "http", "http, tls or udp")
+	mode := flag.String("mode", "http", "http, tls, udp or quic")
 	addr := flag.String("addr", "127.0.0.1:8080", "TCP or UDP `host:port`")
 	socket := flag.String("socket", "", "serve HTTP on this unix socket `path` instead of -addr")
 	pidFile := flag.String("pidfile", "", "pid `file`")
@@ -57,9 +60,12 @@ func main() {
 		l = upg
 	}
 	var err error
-	if *mode == "udp" {
+	switch *mode {
+	case "udp":
 		err = serveUDP(l, *addr)
-	} else {
+	case "quic":
+		err = serveQUIC(l, *addr, *certFile, *keyFile)
+	default:
 		err = serveHTTP(l, *mode, *addr, *socket, *certFile, *keyFile)
 	}
 	if err != nil {
@@ -95,6 +101,17 @@ func handleSignals(l listener) {
 	}()
 }
 
+// readyUntilExit handles the signals, calls Ready, and waits for Exit: the
+// next generation is ready, or SIGTERM came.
+func readyUntilExit(l listener) error {
+	handleSignals(l)
+	if err := l.Ready(); err != nil {
+		return err
+	}
+	<-l.Exit()
+	return nil
+}
+
 func serveHTTP(l listener, mode, addr, socket, certFile, keyFile string) error {
 	var ln net.Listener
 	var err error
@@ -128,11 +145,9 @@ func serveHTTP(l listener, mode, addr, socket, certFile, keyFile string) error {
 			log.Println("HTTP server:", err)
 		}
 	}()
-	handleSignals(l)
-	if err := l.Ready(); err != nil {
+	if err := readyUntilExit(l); err != nil {
 		return err
 	}
-	<-l.Exit()
 	time.AfterFunc(30*time.Second, func() {
 		log.Println("Graceful shutdown timed out")
 		os.Exit(1)
@@ -158,11 +173,9 @@ func serveUDP(l listener, addr string) error {
 			conn.WriteTo(answer, from)
 		}
 	})
-	handleSignals(l)
-	if err := l.Ready(); err != nil {
+	if err := readyUntilExit(l); err != nil {
 		return err
 	}
-	<-l.Exit()
 	conn.Close()
 	wg.Wait()
 	return nil
@@ -202,3 +215,81 @@ func (p *plain) Ready() error {
 func (p *plain) Exit() <-chan struct{} { return p.exit }
 func (p *plain) Stop()                 { p.once.Do(func() { close(p.exit) }) }
 func (p *plain) Upgrade() error        { return errors.New("plain: no upgrades, restart instead") }
+
+// serveQUIC is examples/quic's "echo" protocol on cloudflare/tableflip: the
+// UDP socket, inherited with upg.ListenPacket, under a quic-go Transport.
+// The socket is shared, not steered: once the next generation reads it,
+// datagrams of this generation's connections can go to either process, so
+// at Exit this one closes its connections (CONNECTION_CLOSE, the clients
+// learn at once) and its transport.
+func serveQUIC(l listener, addr, certFile, keyFile string) error {
+	pc, err := l.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("can't listen: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	tr := &quic.Transport{Conn: pc}
+	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"echo"}},
+		&quic.Config{MaxIdleTimeout: 60 * time.Second})
+	if err != nil {
+		return err
+	}
+	answer := []byte("pid=" + strconv.Itoa(os.Getpid()))
+	var mu sync.Mutex
+	conns := map[*quic.Conn]struct{}{}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = struct{}{}
+			mu.Unlock()
+			wg.Go(func() {
+				echo(c, answer)
+				mu.Lock()
+				delete(conns, c)
+				mu.Unlock()
+			})
+		}
+	})
+	if err := readyUntilExit(l); err != nil {
+		return err
+	}
+	ln.Close()
+	mu.Lock()
+	for c := range conns {
+		c.CloseWithError(0, "shutting down")
+	}
+	mu.Unlock()
+	wg.Wait()
+	tr.Close()
+	pc.Close()
+	return nil
+}
+
+// echo answers each bidirectional stream of c with answer once the client
+// has closed its side, as examples/quic does.
+func echo(c *quic.Conn, answer []byte) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		s, err := c.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			if _, err := io.Copy(io.Discard, s); err != nil {
+				s.CancelWrite(1)
+				return
+			}
+			s.Write(answer)
+			s.Close()
+		})
+	}
+}

@@ -69,25 +69,10 @@ func ours(n int, pidFile string) error {
 		}
 		ln.Close()
 	}
-	sig := signals()
-	if err := upg.Ready(); err != nil {
+	return serve(upg.Ready, func() error {
+		_, err := upg.Upgrade(context.Background())
 		return err
-	}
-	for {
-		select {
-		case s := <-sig:
-			if s != syscall.SIGHUP {
-				return nil
-			}
-			go func() {
-				if _, err := upg.Upgrade(context.Background()); err != nil {
-					log.Println("upgrade:", err)
-				}
-			}()
-		case <-upg.Exit():
-			return nil
-		}
-	}
+	}, upg.Exit())
 }
 
 func anchor(n int, pidFile string) error {
@@ -103,8 +88,14 @@ func anchor(n int, pidFile string) error {
 		}
 		ln.Close()
 	}
+	return serve(upg.Ready, upg.Upgrade, upg.Exit())
+}
+
+// serve installs the signal handlers, calls ready, then upgrades on each
+// SIGHUP until SIGTERM or exit.
+func serve(ready, upgrade func() error, exit <-chan struct{}) error {
 	sig := signals()
-	if err := upg.Ready(); err != nil {
+	if err := ready(); err != nil {
 		return err
 	}
 	for {
@@ -114,11 +105,11 @@ func anchor(n int, pidFile string) error {
 				return nil
 			}
 			go func() {
-				if err := upg.Upgrade(); err != nil {
+				if err := upgrade(); err != nil {
 					log.Println("upgrade:", err)
 				}
 			}()
-		case <-upg.Exit():
+		case <-exit:
 			return nil
 		}
 	}
