@@ -136,6 +136,10 @@ func (rep *report) glance(b *strings.Builder, order []scenario, by map[string][]
 		}
 		p("\n")
 	}
+	p("\nFor the wrk loads, failed is what wrk counts as errors. Its read errors include\n")
+	p("keep-alive connections the server closed while no request was on them, which\n")
+	p("lose nothing: \"What wrk's errors are\", under Scale, bounds the requests really\n")
+	p("lost at that scale.\n")
 	p("\nWhat failed, by kind (the first message of each run is in its section):\n\n")
 	for _, sc := range order {
 		for _, r := range by[sc.name] {

@@ -237,9 +237,9 @@ func (tr *traceResult) write(b *strings.Builder) {
 	o, a = mean(tr.parent[ours]), mean(tr.parent[anchor])
 	p("| SIGHUP until the parent's Upgrade returns (mean) | %v | %v | %.2fx |\n", ms(o), ms(a), ratio(o, a))
 	p("\nWriting a pid file, timed in the same folder under the same loads, %d times each\n", len(tr.fsync))
-	p("way: create, write, **fsync**, rename (this project's tableflip/pidfile.go) takes\n")
-	p("median %v (mean %v); create, write, rename (cloudflare/tableflip) takes median\n", ms(median(tr.fsync)), ms(mean(tr.fsync)))
-	p("%v (mean %v).\n", ms(median(tr.rename)), ms(mean(tr.rename)))
+	p("way: create, write, **fsync**, rename (what tableflip/pidfile.go did until the trace\n")
+	p("below found it on the path) takes median %v (mean %v); create, write, rename (what\n", ms(median(tr.fsync)), ms(mean(tr.fsync)))
+	p("both libraries do now) takes median %v (mean %v).\n", ms(median(tr.rename)), ms(mean(tr.rename)))
 }
 
 func mean(ds []time.Duration) time.Duration {
