@@ -148,6 +148,20 @@ func (f *fault) failedUpgrade(want string) {
 	}
 }
 
+// upgradeAndStop upgrades into what is deployed, which must succeed and
+// serve, then stops the loads, with no request failed in all, and the
+// service.
+func (f *fault) upgradeAndStop() {
+	f.t.Helper()
+	up, err := f.srv.Upgrade(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.waitServed(up.NewPID)
+	f.stopLoads(0)
+	f.srv.StopClean(f.t)
+}
+
 // stopLoads stops the loads and fails the test if more than max requests
 // failed in all.
 func (f *fault) stopLoads(max int64) {
@@ -204,13 +218,7 @@ func TestFaultChildFailsInInit(t *testing.T) {
 				}
 			}
 			f.redeploy()
-			up, err := f.srv.Upgrade(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.waitServed(up.NewPID)
-			f.stopLoads(0)
-			f.srv.StopClean(t)
+			f.upgradeAndStop()
 		})
 	}
 }
@@ -234,13 +242,7 @@ func TestFaultEMFILE(t *testing.T) {
 		f.failedUpgrade(fmt.Sprintf("free under the limit of %d (RLIMIT_NOFILE), and a new generation needs 16", n))
 	}
 	f.deploy(`exec prlimit --nofile=256:256 "$GOOD" "$@"`)
-	up, err := f.srv.Upgrade(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.waitServed(up.NewPID)
-	f.stopLoads(0)
-	f.srv.StopClean(t)
+	f.upgradeAndStop()
 }
 
 // TestFaultPIDFileDiskFullOrReadOnly: the pid file's directory is a small
@@ -286,13 +288,7 @@ func TestFaultPIDFileDiskFullOrReadOnly(t *testing.T) {
 				return
 			}
 			unfill(t, ns.view)
-			up, err := f.srv.Upgrade(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			f.waitServed(up.NewPID)
-			f.stopLoads(0)
-			f.srv.StopClean(t)
+			f.upgradeAndStop()
 		})
 	}
 }
