@@ -447,7 +447,14 @@ func copyTestBinary(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, b, 0o755); err != nil {
+	// A parallel test's fork while the file is open for writing would
+	// hold it open in the child until that child's exec, and exec'ing the
+	// copy would fail with ETXTBSY. A fork takes syscall.ForkLock for
+	// writing: none starts while it is held for reading.
+	syscall.ForkLock.RLock()
+	err = os.WriteFile(path, b, 0o755)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 }
