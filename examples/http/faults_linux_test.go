@@ -929,3 +929,44 @@ func unfill(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestFaultTakeBackIsTheParentsOnly: three generations, the first two
+// lingering. When the third dies, the second, its parent, takes the service
+// back; the first, whose successor (the second) left on purpose at its own
+// handover, does not.
+func TestFaultTakeBackIsTheParentsOnly(t *testing.T) {
+	t.Parallel()
+	f, first, second := startLingering(t)
+	f.waitServed(second)
+	from := f.srv.Stderr.Len()
+	line := f.upgradeOutcome(second)
+	if !strings.Contains(line, "upgrade succeeded") {
+		t.Fatal(line)
+	}
+	third, _ := strconv.Atoi(fieldOf(line, "child_pid"))
+	f.srv.Stderr.Wait(t, from, "successor leaves on purpose", strconv.Itoa(second))
+	f.waitServed(third)
+	from = f.srv.Stderr.Len()
+	if err := syscall.Kill(third, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	line, _ = f.srv.Stderr.Wait(t, from, "taking the service back", strconv.Itoa(third))
+	if fieldOf(line, "pid") != strconv.Itoa(second) {
+		t.Errorf("taken back by %s, want the dead one's parent %d: %s", fieldOf(line, "pid"), second, line)
+	}
+	if got := waitPIDFileIs(t, f.srv.PIDFile, second); got != second {
+		t.Fatalf("pid file names %d, want %d", got, second)
+	}
+	f.waitServed(second)
+	f.stopLoads(2 * faultClients)
+	for _, pid := range []int{second, first} {
+		from = f.srv.Stderr.Len()
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		f.srv.Stderr.Wait(t, from, "stopped", fmt.Sprintf(`"pid": %d,`, pid))
+	}
+	if n := strings.Count(f.srv.Stderr.String(), "taking the service back"); n != 1 {
+		t.Errorf("%d take-backs logged, want 1 (by the second generation only)", n)
+	}
+}
