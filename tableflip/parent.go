@@ -37,6 +37,12 @@ func (c *childProc) wait() {
 	close(c.exited)
 }
 
+// exitError describes the child, once reaped: its pid, how it ended, and
+// reason and err.
+func (c *childProc) exitError(reason string, err error) *ChildError {
+	return &ChildError{Pid: c.cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state), Err: err}
+}
+
 // waitExit waits up to d for the child to exit.
 func (c *childProc) waitExit(d time.Duration) {
 	t := time.NewTimer(d)
@@ -165,7 +171,7 @@ func (u *Upgrader) watchSuccessor(c *childProc) {
 			}
 			continue // nothing else is sent after the ack: ignore it
 		}
-		if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		if !errors.Is(err, io.EOF) && !peerGone(err) {
 			// Our own Stop closed the socket, or the successor sent
 			// garbage: either way, not a death to act on.
 			return
@@ -195,7 +201,7 @@ func (u *Upgrader) watchSuccessor(c *childProc) {
 // without leaving. If this generation may take the service back, it does,
 // and returns the hooks to run and the successor's error.
 func (u *Upgrader) takeBackFrom(c *childProc) ([]registeredHooks, *ChildError) {
-	ce := &ChildError{Pid: c.cmd.Process.Pid, Reason: "exited after it took over", ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state)}
+	ce := c.exitError("exited after it took over", nil)
 	if u.s.state != stateUpgraded || u.s.stopping || u.s.child != c {
 		return nil, nil
 	}
@@ -315,7 +321,7 @@ func (u *Upgrader) upgrade(ctx context.Context) upgradeResult {
 	// itself instead of hanging until SIGKILL.
 	conn.Close()
 	c.kill(u.opts.KillGrace)
-	ce := &ChildError{Pid: cmd.Process.Pid, Reason: reason, ExitStatus: exitStatus(c.state), Signal: exitSignal(c.state), Err: err}
+	ce := c.exitError(reason, err)
 	if errors.Is(context.Cause(ctx), errUpgradeTimeout) {
 		ce.TimedOut = true
 		ce.silent = !c.spoke

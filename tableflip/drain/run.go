@@ -178,13 +178,13 @@ func (r *runner) serve(served chan error) error {
 			if err == nil {
 				err = errors.New("returned before the drain")
 			}
-			served <- err // for drainOne
 			return fmt.Errorf("drain: serve: %w", err)
 		}
 	}
 }
 
-// drainOne drains one server and waits for its serve to return.
+// drainOne drains one server and waits for its serve to return, unless
+// serve returned first (serveErr).
 func (r *runner) drainOne(drain func(context.Context) error, served chan error, serveErr error) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
@@ -196,8 +196,6 @@ func (r *runner) drainOne(drain func(context.Context) error, served chan error, 
 		case <-ctx.Done():
 			serveErr = fmt.Errorf("drain: serve did not return after the drain: %w", ctx.Err())
 		}
-	} else {
-		<-served // serve has returned already
 	}
 	if err == nil {
 		err = serveErr
